@@ -1,0 +1,55 @@
+# kws: two set-up commands, `make demo` and `make test`. Both create .venv and install what is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+DEMO_DATA ?= data/synth
+export HF_HUB_OFFLINE ?= 1
+export GRADIO_ANALYTICS_ENABLED ?= False
+export TOKENIZERS_PARALLELISM ?= false
+# A local wheel folder (this machine's CPU torch) is used when it exists.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: install sysdeps demo test lint lab app clean help
+
+help:
+	@echo "make demo   - install, synthesize the demo dataset into $(DEMO_DATA), print its summary"
+	@echo "make test   - install, lint (ruff) and run the test suite"
+	@echo "make lab    - JupyterLab on notebooks/"
+	@echo "make app    - the Gradio app on http://127.0.0.1:7860"
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# CPU torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q $(FIND_LINKS) torch==2.13.0
+	$(BIN)/pip install -q $(FIND_LINKS) -c constraints.txt -e ".[dev]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+sysdeps:
+	@bash scripts/system-deps.sh
+
+demo: install sysdeps
+	$(BIN)/kws synth --out $(DEMO_DATA)
+	$(BIN)/kws data-info $(DEMO_DATA) --protocol sc12
+
+lint: install
+	$(BIN)/ruff check kwslib tests benchmarks
+	$(BIN)/ruff format --check kwslib tests benchmarks
+
+test: install sysdeps lint
+	$(BIN)/python -m pytest -q
+
+lab: install
+	$(BIN)/pip install -q -c constraints.txt jupyterlab==4.6.6 ipykernel==7.4.0
+	$(BIN)/jupyter lab notebooks/
+
+app: install
+	@test -f app.py || { echo "app.py is not in this checkout yet (the Gradio app is issue 7)"; exit 2; }
+	$(BIN)/python app.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
