@@ -6,6 +6,9 @@ The public API. Heavy modules (datasets, torch) load on first use, so `import kw
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 from kwslib.audio import AudioError, load_audio
 from kwslib.config import DataConfig, SynthConfig
@@ -31,6 +34,48 @@ __all__ = [
     "load_audio",
     *_LAZY,
 ]
+
+
+def _register_with_transformers() -> None:
+    """Make kwslib's architectures known to transformers' Auto classes (and so to `pipeline`)."""
+    from kwslib.models.compact import register
+
+    register()
+
+
+class _RegisterOnTransformersImport(importlib.abc.MetaPathFinder):
+    """Registers kwslib's models the moment `transformers` finishes importing.
+
+    Importing torch + transformers takes seconds; doing it in `import kwslib` would make every `kws` command slow.
+    With this hook `import kwslib; from transformers import pipeline` still finds the compact model.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "transformers":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            try:
+                _register_with_transformers()
+            except Exception as err:  # never break `import transformers` itself
+                import warnings
+
+                warnings.warn(f"kwslib could not register its models with transformers: {err}", stacklevel=2)
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "transformers" in sys.modules:
+    _register_with_transformers()
+else:
+    sys.meta_path.insert(0, _RegisterOnTransformersImport())
 
 
 def __getattr__(name: str):

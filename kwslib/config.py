@@ -102,6 +102,84 @@ class SynthConfig:
             raise ValueError("--words is empty; give at least one word, e.g. --words yes,no")
 
 
+@dataclass
+class AugmentConfig:
+    """Training augmentation, sampled afresh for every clip in every epoch (validation/test are never augmented)."""
+
+    enabled: bool = field(default=True, metadata=_help("augment training clips"))
+    shift_ms: float = field(default=100.0, metadata=_help("random time shift of up to +/- this many ms"))
+    noise_prob: float = field(default=0.8, metadata=_help("probability of mixing in background noise"))
+    min_snr_db: float = field(default=0.0, metadata=_help("lowest signal-to-noise ratio of the mixed noise"))
+    max_snr_db: float = field(default=20.0, metadata=_help("highest signal-to-noise ratio of the mixed noise"))
+    gain_db: float = field(default=6.0, metadata=_help("random gain of up to +/- this many dB"))
+    reverb_prob: float = field(default=0.1, metadata=_help("probability of a synthetic room reverb"))
+    device_prob: float = field(default=0.1, metadata=_help("probability of a band-limited 'device' colouring"))
+    spec_augment: bool = field(
+        default=True, metadata=_help("SpecAugment time/frequency masks inside the compact model while training")
+    )
+
+    def __post_init__(self):
+        _check_range("shift_ms", self.shift_ms, 0.0, 1000.0)
+        for name in ("noise_prob", "reverb_prob", "device_prob"):
+            _check_range(name, getattr(self, name), 0.0, 1.0)
+        if self.min_snr_db > self.max_snr_db:
+            raise ValueError(f"--min-snr-db {self.min_snr_db} is above --max-snr-db {self.max_snr_db}; swap them")
+        _check_range("gain_db", self.gain_db, 0.0, 40.0)
+
+
+@dataclass
+class TrainConfig:
+    """The training run: model, optimisation, checkpoints."""
+
+    model: str = field(
+        default="compact",
+        metadata=_help(
+            "compact (small CNN for edge use), wav2vec2-tiny / wav2vec2-base-random (random weights, offline), "
+            "a hub id such as facebook/wav2vec2-base, or a local checkpoint folder"
+        ),
+    )
+    out: str = field(default="runs/demo", metadata=_help("run folder: model/, checkpoints/, train_log.jsonl, metrics.json"))
+    epochs: int = field(default=15, metadata=_help("passes over the training split"))
+    max_steps: int | None = field(default=None, metadata=_help("stop after this many optimizer steps (overrides epochs)"))
+    batch_size: int = field(default=64, metadata=_help("clips per device per step"))
+    gradient_accumulation_steps: int = field(default=1, metadata=_help("steps to accumulate before an update"))
+    lr: float | None = field(default=None, metadata=_help("peak learning rate (default: 3e-3 compact, 3e-5 others)"))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay"))
+    warmup_ratio: float = field(default=0.1, metadata=_help("share of steps spent warming up the learning rate"))
+    max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping norm (0 disables)"))
+    mixed_precision: str = field(default="no", metadata=_help("no, fp16 or bf16 (accelerate)"))
+    early_stopping_patience: int = field(
+        default=5, metadata=_help("stop after this many epochs without a better validation accuracy (0 = never)")
+    )
+    checkpoint_every_steps: int = field(default=200, metadata=_help("save a resumable checkpoint every N steps"))
+    keep_checkpoints: int = field(default=2, metadata=_help("resumable checkpoints to keep"))
+    resume: bool = field(default=False, metadata=_help("resume from the latest checkpoint in --out"))
+    num_workers: int = field(default=2, metadata=_help("data loader worker processes (0 = in the main process)"))
+    freeze_feature_encoder: bool = field(
+        default=True, metadata=_help("freeze wav2vec2's convolutional feature encoder (usual for fine-tuning)")
+    )
+    dropout: float = field(default=0.1, metadata=_help("dropout of the classifier (and transformer layers)"))
+    from_scratch: bool = field(
+        default=False, metadata=_help("initialise --model's architecture with random weights instead of its own")
+    )
+    seed: int = field(default=0, metadata=_help("seed for weights, shuffling and augmentation"))
+
+    def __post_init__(self):
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"--mixed-precision {self.mixed_precision} is unknown; use no, fp16 or bf16")
+        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "checkpoint_every_steps", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"--max-steps {self.max_steps} must be at least 1")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"--lr {self.lr} must be greater than 0")
+        _check_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0)
+        _check_range("dropout", self.dropout, 0.0, 0.9)
+        if self.num_workers < 0 or self.early_stopping_patience < 0:
+            raise ValueError("--num-workers and --early-stopping-patience must be 0 or more")
+
+
 def _check_positive(name: str, value: float) -> None:
     if not value > 0:
         raise ValueError(f"--{name.replace('_', '-')} {value} must be greater than 0")
