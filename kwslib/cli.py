@@ -8,7 +8,14 @@ import json
 import logging
 import sys
 
-from kwslib.config import DataConfig, SynthConfig, add_dataclass_arguments, from_namespace
+from kwslib.config import (
+    AugmentConfig,
+    DataConfig,
+    SynthConfig,
+    TrainConfig,
+    add_dataclass_arguments,
+    from_namespace,
+)
 
 EXIT_USAGE = 2
 
@@ -43,6 +50,18 @@ def _data_info(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(format_summary(summary, source=cfg.source, protocol=cfg.protocol))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kwslib.train import train
+
+    data_cfg = from_namespace(DataConfig, args, source=args.data)
+    train_cfg = from_namespace(TrainConfig, args)
+    augment_cfg = from_namespace(AugmentConfig, args, enabled=args.augment)
+    result = train(data_cfg, train_cfg, augment_cfg, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(result.metrics, indent=2))
     return 0
 
 
@@ -99,6 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(p, DataConfig, skip=("source",))
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_data_info)
+
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune a keyword classifier (accelerate; CPU, GPU, multi-GPU)",
+        description="Train on a dataset with per-epoch augmentation, validation every epoch, early stopping, "
+        "resumable checkpoints. Writes <out>/model/, <out>/train_log.jsonl and <out>/metrics.json.",
+    )
+    p.add_argument("--data", default=DataConfig.source, help=DataConfig.__dataclass_fields__["source"].metadata["help"])
+    data = p.add_argument_group("data")
+    add_dataclass_arguments(data, DataConfig, skip=("source", "seed"))
+    add_dataclass_arguments(p.add_argument_group("training"), TrainConfig)
+    add_dataclass_arguments(p.add_argument_group("augmentation"), AugmentConfig, skip=("enabled",))
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="augment training clips")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
     return parser
 
 

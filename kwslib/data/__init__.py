@@ -26,6 +26,7 @@ __all__ = [
     "background_noise_files",
     "labels_of",
     "load_data",
+    "load_noises",
     "speaker_of",
     "which_set",
 ]
@@ -51,6 +52,20 @@ def load_data(cfg: DataConfig) -> DatasetDict:
     raise DataSourceError(
         f"--data {source}: no such folder and not a hub dataset id; make data with `kws synth --out {source}`"
     )
+
+
+def load_noises(cfg: DataConfig) -> list:
+    """Background noise recordings of `cfg.source` as 16 kHz float32 arrays, for augmentation ([] if it has none)."""
+    from kwslib.audio import load_audio
+
+    path = Path(cfg.source).expanduser()
+    if path.is_dir():
+        return [load_audio(p) for p in background_noise_files(path)]
+    if cfg.source.rstrip("/") in (HUB_SPEECH_COMMANDS, "speech_commands"):
+        from kwslib.data.speech_commands import hub_background_noises
+
+        return [samples for _, samples in hub_background_noises()]
+    return []
 
 
 def labels_of(dataset: DatasetDict) -> LabelSet:

@@ -200,21 +200,13 @@ def load_hub_speech_commands(
     if missing:
         raise DataSourceError(f"{repo}: splits {missing} are missing; found {list(raw)}")
     clip_samples = int(round(cfg.clip_seconds * SAMPLE_RATE))
-    noises: list[tuple[str, np.ndarray]] = []
     parts = {}
     for split in SPLITS:
         ds = raw[split].cast_column("audio", Audio(decode=False))
-        label_feature = ds.features["label"]
-        names = list(getattr(label_feature, "names", None) or HUB_LABELS_V2)
-        words = [names[i] for i in ds["label"]]
+        words = _hub_words(ds)
         speakers = [s or "" for s in ds["speaker_id"]] if "speaker_id" in ds.column_names else [""] * len(ds)
         parts[split] = (ds, words, speakers)
-        if split == "train":
-            for i, w in enumerate(words):
-                if w == SILENCE:
-                    item = ds[i]["audio"]
-                    name = Path(item.get("path") or f"noise_{i}").stem
-                    noises.append((name, load_audio(item, name=f"{repo}:{item.get('path')}")))
+    noises = _long_silence_rows(parts["train"][0], parts["train"][1], repo)
     out = {}
     for split in SPLITS:
         ds, words, speakers = parts[split]
@@ -257,6 +249,37 @@ def load_hub_speech_commands(
                 table = concatenate_datasets([table, rows_to_dataset(crops, labels)])
         out[split] = table
     return DatasetDict(out)
+
+
+def _hub_words(ds: Dataset) -> list[str]:
+    names = list(getattr(ds.features["label"], "names", None) or HUB_LABELS_V2)
+    return [names[i] for i in ds["label"]]
+
+
+def _long_silence_rows(ds: Dataset, words: list[str], repo: str) -> list[tuple[str, np.ndarray]]:
+    """The hub's `_silence_` rows in train are the long background recordings: decode them as noise sources."""
+    noises = []
+    for i, w in enumerate(words):
+        if w == SILENCE:
+            item = ds[i]["audio"]
+            noises.append(
+                (Path(item.get("path") or f"noise_{i}").stem, load_audio(item, name=f"{repo}:{item.get('path')}"))
+            )
+    return noises
+
+
+def hub_background_noises(
+    repo: str = HUB_SPEECH_COMMANDS, revision: str | None = HUB_PARQUET_REVISION
+) -> list[tuple[str, np.ndarray]]:
+    """The background recordings of the hub dataset (for augmentation), loaded from its train split."""
+    import datasets
+
+    try:
+        train = datasets.load_dataset(repo, revision=revision, data_dir=HUB_CONFIG_DIR, split="train")
+    except Exception as err:
+        raise DataSourceError(f"cannot load {repo} background noise from the hub ({type(err).__name__})") from None
+    train = train.cast_column("audio", Audio(decode=False))
+    return _long_silence_rows(train, _hub_words(train), repo)
 
 
 def _seconds(audio: dict) -> float:
