@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 DEMO_DATA ?= data/synth
+DEMO_RUN ?= runs/demo
+DEMO_SPEAKERS ?= 250
+DEMO_EPOCHS ?= 30
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export TOKENIZERS_PARALLELISM ?= false
@@ -14,7 +17,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 .PHONY: install sysdeps demo test lint lab app clean help
 
 help:
-	@echo "make demo   - install, synthesize the demo dataset into $(DEMO_DATA), print its summary"
+	@echo "make demo   - install, synthesize $(DEMO_DATA), train the compact model into $(DEMO_RUN) (CPU, minutes)"
 	@echo "make test   - install, lint (ruff) and run the test suite"
 	@echo "make lab    - JupyterLab on notebooks/"
 	@echo "make app    - the Gradio app on http://127.0.0.1:7860"
@@ -33,8 +36,12 @@ sysdeps:
 	@bash scripts/system-deps.sh
 
 demo: install sysdeps
-	$(BIN)/kws synth --out $(DEMO_DATA)
+	@# The dataset is made once (a complete one has synth.json with "complete": true); the run is made afresh.
+	@$(BIN)/python -c "import json,sys; sys.exit(0 if json.load(open('$(DEMO_DATA)/synth.json')).get('complete') else 1)" 2>/dev/null \
+	  || $(BIN)/kws synth --out $(DEMO_DATA) --speakers $(DEMO_SPEAKERS) --overwrite
 	$(BIN)/kws data-info $(DEMO_DATA) --protocol sc12
+	rm -rf $(DEMO_RUN)
+	$(BIN)/kws train --data $(DEMO_DATA) --protocol sc12 --model compact --out $(DEMO_RUN) --epochs $(DEMO_EPOCHS) --early-stopping-patience 10
 
 lint: install
 	$(BIN)/ruff check kwslib tests benchmarks

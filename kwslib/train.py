@@ -301,7 +301,13 @@ def train(
     # Final metrics come from the best epoch's weights.
     accelerator.wait_for_everyone()
     best = accelerator.unwrap_model(model)
-    best.load_state_dict(type(best).from_pretrained(out / BEST_DIR).state_dict())
+    from safetensors.torch import load_file
+
+    weights = out / BEST_DIR / "model.safetensors"
+    if weights.exists():
+        best.load_state_dict(load_file(str(weights)))
+    else:  # a sharded checkpoint (large models)
+        best.load_state_dict(type(best).from_pretrained(out / BEST_DIR).state_dict())
     metrics = {
         "schema": METRICS_SCHEMA,
         "model": train_cfg.model,
@@ -366,11 +372,19 @@ def checkpoint_meta(labels, data_cfg: DataConfig, train_cfg: TrainConfig, augmen
 
 def save_model_dir(accelerator, model, feature_extractor, path: Path, meta: dict) -> None:
     """save_pretrained + feature extractor + kws.json into `path`, swapped in whole (never half written)."""
+    from transformers.utils import logging as hf_logging
+
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a "Writing model shards" bar per epoch drowns the training log
+        try:
+            accelerator.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         feature_extractor.save_pretrained(tmp)
         write_json_atomic(tmp / "kws.json", meta)
         _swap_in(tmp, path)

@@ -232,9 +232,9 @@ def test_local_checkpoint_gets_a_new_head(tmp_path, compact):
     sc35 = label_set("sc35")
     tuned, _ = build_model(str(tmp_path), sc35)
     assert tuned.config.id2label == sc35.id2label
-    torch.testing.assert_close(tuned.body[0].weight, model.body[0].weight)
+    torch.testing.assert_close(tuned.body[1].weight, model.body[1].weight)
     scratch, _ = build_model(str(tmp_path), sc35, from_scratch=True)
-    assert not torch.equal(scratch.body[0].weight, model.body[0].weight)
+    assert not torch.equal(scratch.body[1].weight, model.body[1].weight)
 
 
 def test_load_model_round_trip(tmp_path, compact):

@@ -98,6 +98,8 @@ class CompactConfig(PretrainedConfig):
         tc_stem_channels (`int`, defaults to 16) / tc_channels (`tuple[int]`, defaults to (24, 32, 48)) /
             tc_kernel (`int`, defaults to 9): TC-ResNet8 widths: a 3-tap stem, then one stride-2 residual block
             per entry.
+        input_batch_norm (`bool`, defaults to True): a BatchNorm over the mel bins before the TC-ResNet stem, so
+            every bin enters the network on the same scale (low bins carry far more energy than high ones).
         head_channels (`int`, defaults to 48): channels of the 5x5 input conv.
         stage_channels (`tuple[int]`, defaults to (24, 36, 48, 60)): channels of each BC-ResBlock stage.
         stage_blocks (`tuple[int]`, defaults to (2, 2, 4, 4)): blocks per stage.
@@ -128,6 +130,7 @@ class CompactConfig(PretrainedConfig):
     tc_stem_channels: int = 16
     tc_channels: list[int] | tuple[int, ...] = (24, 32, 48)
     tc_kernel: int = 9
+    input_batch_norm: bool = True
     head_channels: int = 48
     stage_channels: list[int] | tuple[int, ...] = (24, 36, 48, 60)
     stage_blocks: list[int] | tuple[int, ...] = (2, 2, 4, 4)
@@ -385,10 +388,9 @@ class CompactForAudioClassification(CompactPreTrainedModel):
         super().__init__(config)
         self.frontend = LogMelFrontEnd(config)
         if config.architecture == "tc-resnet":
-            layers, in_ch = (
-                [nn.Conv1d(config.n_mels, config.tc_stem_channels, 3, padding=1, bias=False)],
-                config.tc_stem_channels,
-            )
+            layers = [nn.BatchNorm1d(config.n_mels)] if config.input_batch_norm else []
+            layers.append(nn.Conv1d(config.n_mels, config.tc_stem_channels, 3, padding=1, bias=False))
+            in_ch = config.tc_stem_channels
             for out_ch in config.tc_channels:
                 layers.append(TCResBlock(in_ch, out_ch, config.tc_kernel, 2, config.dropout))
                 in_ch = out_ch
