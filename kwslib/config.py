@@ -138,9 +138,13 @@ class TrainConfig:
             "a hub id such as facebook/wav2vec2-base, or a local checkpoint folder"
         ),
     )
-    out: str = field(default="runs/demo", metadata=_help("run folder: model/, checkpoints/, train_log.jsonl, metrics.json"))
+    out: str = field(
+        default="runs/demo", metadata=_help("run folder: model/, checkpoints/, train_log.jsonl, metrics.json")
+    )
     epochs: int = field(default=15, metadata=_help("passes over the training split"))
-    max_steps: int | None = field(default=None, metadata=_help("stop after this many optimizer steps (overrides epochs)"))
+    max_steps: int | None = field(
+        default=None, metadata=_help("stop after this many optimizer steps (overrides epochs)")
+    )
     batch_size: int = field(default=64, metadata=_help("clips per device per step"))
     gradient_accumulation_steps: int = field(default=1, metadata=_help("steps to accumulate before an update"))
     lr: float | None = field(default=None, metadata=_help("peak learning rate (default: 3e-3 compact, 3e-5 others)"))
@@ -154,7 +158,10 @@ class TrainConfig:
     checkpoint_every_steps: int = field(default=200, metadata=_help("save a resumable checkpoint every N steps"))
     keep_checkpoints: int = field(default=2, metadata=_help("resumable checkpoints to keep"))
     resume: bool = field(default=False, metadata=_help("resume from the latest checkpoint in --out"))
-    num_workers: int = field(default=2, metadata=_help("data loader worker processes (0 = in the main process)"))
+    num_workers: int = field(
+        default=1,
+        metadata=_help("data loader worker processes (0 = in the main process); torch threads get the other cores"),
+    )
     freeze_feature_encoder: bool = field(
         default=True, metadata=_help("freeze wav2vec2's convolutional feature encoder (usual for fine-tuning)")
     )
@@ -167,7 +174,13 @@ class TrainConfig:
     def __post_init__(self):
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"--mixed-precision {self.mixed_precision} is unknown; use no, fp16 or bf16")
-        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "checkpoint_every_steps", "keep_checkpoints"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "checkpoint_every_steps",
+            "keep_checkpoints",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
         if self.max_steps is not None and self.max_steps < 1:

@@ -47,7 +47,8 @@ class TrainerState:
     best_accuracy: float = -1.0
     best_epoch: int = -1
     bad_epochs: int = 0
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # wall time, validation and checkpoints included
+    step_seconds: float = 0.0  # time in training steps (data wait included), for samples_per_second
     train_samples: int = 0
     done: bool = False
 
@@ -101,6 +102,16 @@ class Collator:
         return {"input_values": features["input_values"], "labels": torch.tensor(labels, dtype=torch.long)}
 
 
+def torch_threads(num_workers: int, cores: int | None = None) -> int:
+    """Torch threads that leave one core per data-loader worker.
+
+    Oversubscribed cores are worse than idle ones here: on a loaded 2-core machine, 2 torch threads next to
+    2 loader workers ran 20-30x slower per step than 1 thread (benchmarks/train_throughput.py).
+    """
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), cores - num_workers))
+
+
 def default_lr(model_name: str) -> float:
     return DEFAULT_LR.get(model_name, FALLBACK_LR)
 
@@ -146,6 +157,9 @@ def train(
     except ValueError as err:
         raise ValueError(f"--mixed-precision {train_cfg.mixed_precision}: {err} (on CPU use bf16 or no)") from None
     set_seed(train_cfg.seed)
+    threads = torch_threads(train_cfg.num_workers)
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(threads)
 
     dataset = load_data(data_cfg)
     labels = labels_of(dataset)
@@ -220,7 +234,8 @@ def train(
         f"kws train: {train_cfg.model} ({n_params:,} parameters, {n_trainable:,} trainable) on {data_cfg.source} "
         f"[{labels.protocol}, {len(labels)} classes]\n"
         f"  device {accelerator.device} x {accelerator.num_processes} process(es), mixed precision "
-        f"{accelerator.mixed_precision}, effective batch "
+        f"{accelerator.mixed_precision}, {torch.get_num_threads()} torch thread(s) + {train_cfg.num_workers} loader "
+        f"worker(s), effective batch "
         f"{train_cfg.batch_size * train_cfg.gradient_accumulation_steps * accelerator.num_processes}, lr {lr:g}\n"
         f"  {len(train_set)} train / {len(dataset['validation'])} validation / {len(dataset['test'])} test clips, "
         f"{updates_per_epoch} updates per epoch, {total_updates} updates at most"
@@ -246,6 +261,7 @@ def train(
         train_set.set_epoch(state.epoch)
         skip = state.batches_in_epoch
         batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        t_step = time.perf_counter()
         for batch in batches:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
@@ -259,6 +275,9 @@ def train(
             state.train_samples += len(batch["labels"]) * accelerator.num_processes
             running_loss += loss.detach().float().item()
             running_n += 1
+            now = time.perf_counter()
+            state.step_seconds += now - t_step
+            t_step = now
             if not accelerator.sync_gradients:
                 continue
             state.global_step += 1
@@ -274,6 +293,7 @@ def train(
             if state.global_step % train_cfg.checkpoint_every_steps == 0:
                 state.train_seconds = time.perf_counter() - t_start
                 _save_checkpoint(accelerator, out, state, train_cfg.keep_checkpoints)
+                t_step = time.perf_counter()
 
         val = _evaluate(model, eval_loaders["validation"], accelerator, list(labels.labels))
         improved = val["accuracy"] > state.best_accuracy
@@ -319,7 +339,9 @@ def train(
             "epochs": state.epoch,
             "steps": state.global_step,
             "seconds": round(state.train_seconds, 2),
-            "samples_per_second": round(state.train_samples / max(state.train_seconds, 1e-9), 1),
+            "step_seconds": round(state.step_seconds, 2),
+            # Training steps only (loading included); validation and checkpoints are in `seconds`.
+            "samples_per_second": round(state.train_samples / max(state.step_seconds, 1e-9), 1),
         },
     }
     for split, loader in eval_loaders.items():

@@ -165,3 +165,14 @@ def test_bad_training_options_are_one_line_errors(tiny_data, tmp_path, capsys):
     assert "--batch-size 0 must be at least 1" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_torch_threads_leave_a_core_per_loader_worker():
+    import torch
+
+    from kwslib.train import torch_threads
+
+    assert torch_threads(2, cores=2) == 1
+    assert torch_threads(1, cores=2) == 1
+    assert torch_threads(8, cores=4) == 1
+    assert torch_threads(0, cores=2) == min(torch.get_num_threads(), 2)
