@@ -150,6 +150,8 @@ def train(
     GradientState._reset_state()
     try:
         accelerator = Accelerator(
+            # Several processes and no GPU (torchrun on CPUs): accelerate picks gloo only when told it is on CPU.
+            cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
             mixed_precision=train_cfg.mixed_precision,
             gradient_accumulation_steps=train_cfg.gradient_accumulation_steps,
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=train_cfg.seed),
