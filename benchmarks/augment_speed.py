@@ -19,9 +19,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -31,6 +29,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
+from context import cpu_name, git_commit  # noqa: E402
 
 from kwslib.augment import (  # noqa: E402
     DEVICE_HIGH_CUT_HZ,
@@ -42,6 +41,7 @@ from kwslib.augment import (  # noqa: E402
     synthetic_rir,
 )
 from kwslib.config import SAMPLE_RATE, AugmentConfig  # noqa: E402
+from kwslib.evaluation import write_json_atomic  # noqa: E402
 from kwslib.labels import BACKGROUND_NOISE_DIR  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "augment_speed.json"
@@ -109,32 +109,6 @@ def clips_per_second(fn, clips: list[np.ndarray], n: int, repeats: int) -> dict:
     return {"clips_per_s": float(np.median(rates)), "runs": [round(x, 1) for x in rates], "clips_per_run": n}
 
 
-def git_commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
-        return head + ("+dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=400, help="clips per timed run")
@@ -181,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['config']:<15} {r['pipeline']:<38} {r['clips_per_s']:>9.0f} {1000 / r['clips_per_s']:>8.2f}"
             f" {r['speedup_vs_audiomentations']:>8.2f}x"
         )
-    write_json_atomically(
+    write_json_atomic(
         args.out,
         {
             "benchmark": "augment_speed",

@@ -17,13 +17,14 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from collections import Counter
 from pathlib import Path
+
+from context import cpu_name, git_commit
 
 from kwslib.audio import write_wav
 from kwslib.config import SAMPLE_RATE, SynthConfig
@@ -71,11 +72,6 @@ def _naive(speakers: list[synth.Speaker], seed: int) -> dict:
     return {"method": "naive baseline (process per clip, jobs=1)", "clips": clips, "seconds": seconds}
 
 
-def _commit() -> str | None:
-    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=RESULTS.parent.parent)
-    return done.stdout.strip() or None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--speakers", type=int, default=30, help="speakers of the synthesize runs (x 35 words)")
@@ -112,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "synth_speed",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": git_commit(),
+        "cpu": cpu_name(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         # Other work on the machine slows every row; a 1-minute load above ~0.5 before the run means numbers are low.
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},

@@ -50,6 +50,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from context import cpu_name, git_commit, git_modified_files, load1  # noqa: E402
 from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
 
 from kwslib.augment import Augmenter  # noqa: E402
@@ -244,40 +245,6 @@ def model_rate(model, batches: list[dict], steps: int, warmup: int, max_grad_nor
         step(batches[i % len(batches)])
     seconds = time.perf_counter() - start
     return steps * len(batches[0]["labels"]) / seconds
-
-
-def load1() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def git_commit() -> str:
-    try:
-        run = dict(capture_output=True, text=True, check=True, cwd=REPO)
-        head = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout
-        return head + ("+dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def git_modified_files() -> list[str]:
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=REPO
-        ).stdout
-        return [line[3:] for line in out.splitlines() if line.strip()]
-    except OSError:
-        return []
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def comma_list(text: str) -> list[str]:
