@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,7 @@ def train(
         initial=state.global_step,
         disable=not (progress and accelerator.is_local_main_process),
         unit="step",
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s, not thousands
     )
     log = _Log(out / LOG_FILE, accelerator.is_main_process)
     t_start = time.perf_counter() - state.train_seconds
