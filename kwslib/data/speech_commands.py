@@ -7,13 +7,11 @@ the other words and `_silence_` cropped from background noise, each as a percent
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from datasets import Audio, Dataset, DatasetDict, concatenate_datasets
 
 from kwslib.audio import AudioError, load_audio
@@ -21,6 +19,7 @@ from kwslib.config import SAMPLE_RATE, DataConfig
 from kwslib.data.dataset import (
     SPLITS,
     DataSourceError,
+    clip_seconds_of,
     extra_count,
     features,
     rows_to_dataset,
@@ -218,7 +217,7 @@ def load_hub_speech_commands(
                 continue
             if label == SILENCE:
                 # Long background files are a noise source (train); 1 s silence clips are examples (test).
-                if keep_as_is or _seconds(ds[i]["audio"]) <= 1.5 * cfg.clip_seconds:
+                if keep_as_is or clip_seconds_of(ds[i]["audio"]) <= 1.5 * cfg.clip_seconds:
                     direct_silence.append(i)
             elif label == UNKNOWN:
                 unknown.append(i)
@@ -280,14 +279,6 @@ def hub_background_noises(
         raise DataSourceError(f"cannot load {repo} background noise from the hub ({type(err).__name__})") from None
     train = train.cast_column("audio", Audio(decode=False))
     return _long_silence_rows(train, _hub_words(train), repo)
-
-
-def _seconds(audio: dict) -> float:
-    if audio.get("bytes"):
-        info = sf.info(io.BytesIO(audio["bytes"]))
-    else:
-        info = sf.info(audio["path"])
-    return info.frames / info.samplerate
 
 
 def _hub_rows(ds: Dataset, indices: list[int], words: list[str], speakers: list[str], labels: LabelSet) -> Dataset:
