@@ -259,6 +259,7 @@ def test_load_model_round_trip(tmp_path, compact):
 @pytest.mark.filterwarnings("ignore:The feature will be removed")
 def test_onnx_export_matches_torch(tmp_path, compact):
     import onnxruntime as ort  # a dev dependency (kwslib[export]): a missing one must fail, not skip
+
     model, _ = compact
     with torch.no_grad():
         model.classifier.weight.normal_(std=1.0)  # an untrained head's logits are too small to compare
