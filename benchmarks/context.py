@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import platform
-import subprocess
 from pathlib import Path
+
+from kwslib.provenance import cpu_name, git_modified_files  # noqa: F401  (re-exported for the benchmarks)
+from kwslib.provenance import git_commit as _git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=REPO).stdout
-
-
 def git_commit() -> str:
-    """HEAD, with "+dirty" when tracked files differ from it."""
-    try:
-        dirty = _git("status", "--porcelain", "--untracked-files=no").strip()
-        return _git("rev-parse", "HEAD").strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def git_modified_files() -> list[str]:
-    try:
-        return [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines() if line.strip()]
-    except (OSError, subprocess.CalledProcessError):
-        return []
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """HEAD of this checkout, with "+dirty" when tracked files differ from it."""
+    return _git_commit(REPO) or "unknown"
 
 
 def load1() -> float:

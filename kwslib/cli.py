@@ -7,10 +7,12 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from kwslib.config import (
     AugmentConfig,
     DataConfig,
+    EvalConfig,
     SynthConfig,
     TrainConfig,
     add_dataclass_arguments,
@@ -62,6 +64,51 @@ def _train(args: argparse.Namespace) -> int:
     result = train(data_cfg, train_cfg, augment_cfg, progress=not args.quiet)
     if args.json:
         print(json.dumps(result.metrics, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from kwslib.evaluation import data_config_for, evaluate
+    from kwslib.inference import Classifier
+    from kwslib.model_card import write_model_card
+
+    eval_cfg = from_namespace(EvalConfig, args)
+    data_overrides = {k: getattr(args, k) for k in ("clip_seconds", "silence_percentage", "unknown_percentage", "seed")}
+    meta = Classifier.load(eval_cfg.model).meta
+    data_cfg = data_config_for(meta, args.data, args.protocol, **data_overrides)
+    result = evaluate(eval_cfg, data_cfg, progress=not args.quiet)
+    m = result.metrics
+    clean = m[eval_cfg.split]
+    print(
+        f"kws evaluate: {eval_cfg.split} accuracy {clean['accuracy']:.4f}, macro F1 {clean['f1_macro']:.4f}, "
+        f"ECE {clean['calibration']['ece']:.3f} over {clean['clips']} clips"
+    )
+    for c in m["evaluation"]["conditions"]:
+        if c["name"] in ("babble@0dB", "white@0dB") or c["kind"] == "device":
+            print(f"  {c['name']:<20} accuracy {c['accuracy']:.4f}")
+    rt = m["evaluation"]["runtime"]
+    print(f"  scored {rt['clips']} clips in {rt['seconds']:.1f} s ({rt['clips_per_second']:.0f} clips/s)")
+    print(f"  metrics: {result.metrics_path}")
+    if result.report_path:
+        print(f"  report:  {result.report_path}")
+    if Path(eval_cfg.model).is_dir():
+        print(f"  model card: {write_model_card(eval_cfg.model, m)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from kwslib.report import render_report_files
+
+    path = render_report_files(args.metrics, args.out)
+    print(f"kws report: {path}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from kwslib.model_card import push
+
+    url = push(args.model, args.repo_id, private=args.private, token=args.token)
+    print(f"kws push: {url}")
     return 0
 
 
@@ -134,6 +181,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model by keyword, noise and device; write metrics.json and report.html",
+        description="Score a checkpoint folder or .onnx model on a split under clean, noise x SNR, device and level "
+        "conditions. Writes <out>/metrics.json, <out>/mistakes/*.wav and <out>/report.html, and the checkpoint's "
+        "model card (README.md).",
+    )
+    p.add_argument("--data", default=DataConfig.source, help=DataConfig.__dataclass_fields__["source"].metadata["help"])
+    p.add_argument("--protocol", default=None, help="label protocol of --data (default: the model's)")
+    data = p.add_argument_group("data")
+    add_dataclass_arguments(
+        data, DataConfig, skip=("source", "protocol", "words", "validation_percentage", "testing_percentage",
+                                "audio_column", "label_column", "speaker_column", "dataset_config", "revision")
+    )  # fmt: skip
+    add_dataclass_arguments(p.add_argument_group("evaluation"), EvalConfig, skip=("seed",))
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "report",
+        help="render metrics.json files as one self-contained HTML report (two or more: side by side)",
+        description="Re-render the HTML report from metrics.json; with several files, compare the runs.",
+    )
+    p.add_argument("metrics", nargs="+", metavar="METRICS.json", help="metrics.json files (or run folders)")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="where to write the report")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser(
+        "push",
+        help="upload a checkpoint folder with its model card to the Hugging Face hub",
+        description="Create (if needed) and upload to a hub model repository. Needs `huggingface-cli login` or --token.",
+    )
+    p.add_argument("--model", required=True, metavar="DIR", help="checkpoint folder, e.g. runs/demo/model")
+    p.add_argument("--repo-id", required=True, metavar="OWNER/NAME", help="hub model repository")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--token", default=None, help="hub token (default: the logged-in one)")
+    p.set_defaults(func=_push)
     return parser
 
 

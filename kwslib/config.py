@@ -193,6 +193,40 @@ class TrainConfig:
             raise ValueError("--num-workers and --early-stopping-patience must be 0 or more")
 
 
+@dataclass
+class EvalConfig:
+    """Evaluation of a trained model by keyword, noise and device: `kws evaluate`."""
+
+    model: str = field(
+        default="runs/demo/model", metadata=_help("checkpoint folder (e.g. runs/demo/model) or an exported .onnx file")
+    )
+    out: str = field(default="runs/demo", metadata=_help("folder for metrics.json, mistakes/ and report.html"))
+    split: str = field(default="test", metadata=_help("split to score: test, validation or train"))
+    conditions: str = field(
+        default="all",
+        metadata=_help(
+            "conditions to score: all, clean, or a comma list such as clean,babble@0dB,device:telephone "
+            "(noise types white/pink/babble/background at 20/10/5/0/-5 dB; devices studio, telephone, laptop, "
+            "far_field, cheap_mic, lossy_codec; levels level:-30dB, level:+20dB)"
+        ),
+    )
+    batch_size: int = field(default=64, metadata=_help("clips per forward pass"))
+    max_clips: int | None = field(default=None, metadata=_help("score at most this many clips (a seeded sample)"))
+    mistakes: int = field(default=12, metadata=_help("most confident wrong answers kept with their audio"))
+    report: bool = field(default=True, metadata=_help("also write report.html"))
+    seed: int = field(default=0, metadata=_help("seed of the conditions: the same clip gets the same corruption"))
+
+    def __post_init__(self):
+        if self.split not in ("train", "validation", "test"):
+            raise ValueError(f"--split {self.split} is unknown; use test, validation or train")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size {self.batch_size} must be at least 1")
+        if self.max_clips is not None and self.max_clips < 1:
+            raise ValueError(f"--max-clips {self.max_clips} must be at least 1 (or leave it out for all clips)")
+        if self.mistakes < 0:
+            raise ValueError(f"--mistakes {self.mistakes} must be 0 or more")
+
+
 def _check_positive(name: str, value: float) -> None:
     if not value > 0:
         raise ValueError(f"--{name.replace('_', '-')} {value} must be greater than 0")

@@ -332,8 +332,20 @@ def train(
         best.load_state_dict(load_file(str(weights)))
     else:  # a sharded checkpoint (large models)
         best.load_state_dict(type(best).from_pretrained(out / BEST_DIR).state_dict())
+    from kwslib.provenance import run_context
+
     metrics = {
         "schema": METRICS_SCHEMA,
+        "context": run_context(
+            model=str(out / MODEL_DIR),
+            model_name=train_cfg.model,
+            model_type=best.config.model_type,
+            parameters=int(sum(p.numel() for p in best.parameters())),
+            backend="torch",
+            data=data_cfg.source,
+            protocol=labels.protocol,
+            split="test",
+        ),
         "model": train_cfg.model,
         "data": data_cfg.source,
         "protocol": labels.protocol,

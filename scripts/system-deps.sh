@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages kwslib uses: the TTS engines behind `kws synth`.
+# Debian packages kwslib uses: the TTS engines behind `kws synth`, and Chromium for the browser tests (reports, app).
 # As root: installs what is missing. Otherwise: prints the exact command to run, and carries on
 # (kws synth skips a missing engine with a warning; the tests that need one are skipped with the reason).
 set -euo pipefail
-packages=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
+packages=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

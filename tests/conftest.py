@@ -46,3 +46,33 @@ def sc_folder(tmp_path):
     words = ["yes", "no", "up", "bed", "cat"]
     speakers = [f"{i:08x}" for i in range(0xA0, 0xAA)]
     return write_sc_folder(tmp_path / "sc", words, speakers)
+
+
+TONE_WORDS = ["yes", "no", "up", "bed", "cat"]
+
+
+def tone_of(word: str, seconds: float = 1.0, amp: float = 0.3) -> np.ndarray:
+    """The tone `write_sc_folder` uses for `word`'s first speaker: what the `trained_model` learned `word` sounds like."""
+    return tone(200 + 50 * TONE_WORDS.index(word), seconds, amp)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory):
+    """A compact sc12 checkpoint trained on tones (one frequency per word), for tests that need right answers.
+
+    Labels: yes, no, up, _silence_, _unknown_ (bed, cat). Returns the run folder; the checkpoint is `<run>/model`.
+    """
+    from kwslib.config import AugmentConfig, DataConfig, TrainConfig
+    from kwslib.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    speakers = [f"{i:08x}" for i in range(0xC0, 0xCC)]
+    data = write_sc_folder(root / "sc", TONE_WORDS, speakers, utterances=2)
+    out = root / "run"
+    train(
+        DataConfig(source=str(data)),
+        TrainConfig(model="compact", out=str(out), epochs=8, batch_size=16, num_workers=0, lr=1e-2),
+        AugmentConfig(enabled=False),
+        progress=False,
+    )
+    return out

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import huggingface_hub
+import torch
 from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
@@ -37,6 +38,7 @@ __all__ = [
     "CompactFeatureExtractor",
     "CompactForAudioClassification",
     "ModelSourceError",
+    "WaveformClassifier",
     "build_model",
     "load_model",
 ]
@@ -55,6 +57,7 @@ DROPOUT_FIELDS = (
     "attention_probs_dropout_prob",
     "dropout",
 )
+NORMALIZE_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance floor, so the in-graph normalisation matches it
 _OFFLINE_FIX = "to work offline use --model compact or wav2vec2-tiny, or pass a local checkpoint folder"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -126,6 +129,32 @@ def load_model(path: str | os.PathLike) -> tuple[PreTrainedModel, FeatureExtract
         except json.JSONDecodeError as err:
             raise ModelSourceError(f"{folder / META_FILE} is not valid JSON ({err}); delete or repair it") from err
     return model.eval(), feature_extractor, meta
+
+
+class WaveformClassifier(torch.nn.Module):
+    """A transformers audio classifier as `waveform [B, T] -> (logits, probabilities)`, normalisation included.
+
+    What `kwslib.inference.Classifier` runs on PyTorch and what `kwslib.export` writes to ONNX, so both apply the
+    feature extractor's normalisation (wav2vec2's per-clip zero mean, unit variance) the same way.
+    """
+
+    def __init__(self, model: PreTrainedModel, normalize: bool):
+        super().__init__()
+        self.model = model
+        self.normalize = normalize
+
+    @classmethod
+    def wrap(cls, model: PreTrainedModel, feature_extractor) -> WaveformClassifier:
+        return cls(model.eval(), bool(getattr(feature_extractor, "do_normalize", False)))
+
+    def forward(self, input_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = input_values
+        if self.normalize:
+            mean = x.mean(dim=1, keepdim=True)
+            var = ((x - mean) ** 2).mean(dim=1, keepdim=True)
+            x = (x - mean) / torch.sqrt(var + NORMALIZE_EPS)
+        logits = self.model(input_values=x).logits
+        return logits, torch.softmax(logits.float(), dim=-1)
 
 
 def wav2vec2_feature_extractor() -> Wav2Vec2FeatureExtractor:
