@@ -225,6 +225,9 @@ class EvalConfig:
             raise ValueError(f"--max-clips {self.max_clips} must be at least 1 (or leave it out for all clips)")
         if self.mistakes < 0:
             raise ValueError(f"--mistakes {self.mistakes} must be 0 or more")
+        from kwslib.conditions import parse_conditions
+
+        parse_conditions(self.conditions)  # a bad name fails here, before any model or data is loaded
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -235,6 +238,61 @@ def _check_positive(name: str, value: float) -> None:
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise ValueError(f"--{name.replace('_', '-')} {value} must be between {low} and {high}")
+
+
+@dataclass
+class ExportConfig:
+    """ONNX export of a checkpoint folder, checked against PyTorch: `kws export`."""
+
+    model: str = field(default="runs/demo/model", metadata=_help("checkpoint folder to export, e.g. runs/demo/model"))
+    out: str | None = field(
+        default=None, metadata=_help("output .onnx file (default: beside the folder, e.g. runs/demo/model.onnx)")
+    )
+    quantize: str | None = field(
+        default=None,
+        metadata=_help("int8: also write <out stem>.int8.onnx (onnxruntime dynamic quantization of MatMul/Gemm)"),
+    )
+    data: str | None = field(
+        default=None,
+        metadata=_help(
+            "dataset whose validation split checks the export (real clips; int8 accuracy); default: test signals"
+        ),
+    )
+    opset: int = field(default=17, metadata=_help("ONNX opset (17 or newer)"))
+    check: bool = field(
+        default=True, metadata=_help("check the graph against PyTorch and write <out>.parity.json beside it")
+    )
+    tolerance: float = field(
+        default=1e-4, metadata=_help("largest allowed |logit difference| between the fp32 graph and PyTorch")
+    )
+    int8_min_agreement: float = field(
+        default=99.0, metadata=_help("percent of validation clips on which int8 must give fp32's top-1 label")
+    )
+    int8_max_accuracy_drop: float = field(
+        default=0.5, metadata=_help("validation accuracy the int8 model may lose, in percentage points")
+    )
+    int8_convs: bool = field(
+        default=True,
+        metadata=_help("quantize 1-D convolutions too (exported as MatMul); --no-int8-convs keeps them fp32"),
+    )
+    max_validation_clips: int | None = field(
+        default=None, metadata=_help("check int8 on at most this many validation clips (evenly spread; default all)")
+    )
+
+    def __post_init__(self):
+        if self.quantize is not None and self.quantize.lower() == "none":
+            self.quantize = None
+        if self.quantize is not None and self.quantize != "int8":
+            raise ValueError(f"--quantize {self.quantize} is unknown; use int8 (or leave it out for fp32 only)")
+        if self.out is not None and not self.out.lower().endswith(".onnx"):
+            raise ValueError(f"--out {self.out} must end in .onnx, e.g. runs/demo/model.onnx")
+        if self.opset < 17:
+            raise ValueError(f"--opset {self.opset} is too old: LayerNormalization needs 17; use --opset 17")
+        _check_positive("tolerance", self.tolerance)
+        _check_range("int8_min_agreement", self.int8_min_agreement, 0.0, 100.0)
+        _check_range("int8_max_accuracy_drop", self.int8_max_accuracy_drop, 0.0, 100.0)
+        if self.max_validation_clips is not None and self.max_validation_clips < 1:
+            raise ValueError(f"--max-validation-clips {self.max_validation_clips} must be at least 1 (or leave it out)")
 
 
 # ---------------------------------------------------------------------------------------------

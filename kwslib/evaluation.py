@@ -34,6 +34,11 @@ class MetricsError(ValueError):
     """A metrics.json that cannot be read or does not follow its schema. The message is one line."""
 
 
+def metric_module_path() -> str:
+    """Path of the local `evaluate` metric module: `evaluate.load(metric_module_path())` works offline."""
+    return str(Path(__file__).parent / "metrics" / "kws_metrics.py")
+
+
 def metrics_schema() -> dict:
     """The JSON Schema of metrics.json (`kwslib/schemas/metrics.schema.json`)."""
     return json.loads(SCHEMA_FILE.read_text())
@@ -268,7 +273,7 @@ def evaluate(cfg, data_cfg, *, progress: bool = True) -> EvalResult:
     babble = [(spk, clip) for spk, clip, y in zip(speakers, clips, y_true) if y != silence_id]
     corruptor = Corruptor(load_noises(data_cfg), babble, seed=cfg.seed, sample_rate=clf.sample_rate)
     usable = corruptor.available(conditions)
-    skipped = [{"name": c.name, "why": _why_skipped(c)} for c in conditions if c not in usable]
+    skipped = [{"name": c.name, "why": corruptor.why_unavailable(c)} for c in conditions if c not in usable]
 
     results, candidates, clean = [], [], None
     started = time.perf_counter()
@@ -337,14 +342,6 @@ def _base_metrics(clf) -> dict:
     keep = {k: trained[k] for k in ("model", "data", "protocol", "best_epoch", "train", "validation", "test")
             if k in trained}  # fmt: skip
     return {"schema": METRICS_SCHEMA, **keep}
-
-
-def _why_skipped(condition) -> str:
-    if condition.noise == "background":
-        return "the dataset has no _background_noise_ recordings"
-    if condition.noise == "babble":
-        return "too few speech clips from other speakers to mix babble"
-    return "not available for this data"
 
 
 def _model_type(clf) -> str | None:
