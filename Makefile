@@ -8,6 +8,7 @@ DEMO_DATA ?= data/synth
 DEMO_RUN ?= runs/demo
 DEMO_SPEAKERS ?= 250
 DEMO_EPOCHS ?= 30
+DEMO_REPORT ?= reports/demo/report.html
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export TOKENIZERS_PARALLELISM ?= false
@@ -17,7 +18,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 .PHONY: install sysdeps demo test lint lab app clean help
 
 help:
-	@echo "make demo   - install, synthesize $(DEMO_DATA), train the compact model into $(DEMO_RUN) (CPU, minutes)"
+	@echo "make demo   - install, synthesize $(DEMO_DATA), train the compact model into $(DEMO_RUN), evaluate it, write $(DEMO_REPORT)"
 	@echo "make test   - install, lint (ruff) and run the test suite"
 	@echo "make lab    - JupyterLab on notebooks/"
 	@echo "make app    - the Gradio app on http://127.0.0.1:7860"
@@ -42,6 +43,8 @@ demo: install sysdeps
 	$(BIN)/kws data-info $(DEMO_DATA) --protocol sc12
 	rm -rf $(DEMO_RUN)
 	$(BIN)/kws train --data $(DEMO_DATA) --protocol sc12 --model compact --out $(DEMO_RUN) --epochs $(DEMO_EPOCHS) --early-stopping-patience 10
+	$(BIN)/kws evaluate --model $(DEMO_RUN)/model --data $(DEMO_DATA) --out $(DEMO_RUN) --no-report --quiet
+	$(BIN)/kws report $(DEMO_RUN)/metrics.json --out $(DEMO_REPORT)
 
 lint: install
 	$(BIN)/ruff check kwslib tests benchmarks

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CALIBRATION_BINS = 15  # equal-width confidence bins of the reliability diagram and ECE (Guo et al. 2017 use 15)
 DET_MAX_POINTS = 100  # points kept per DET curve: enough for a smooth plot, small enough for metrics.json
+BABBLE_MIN_UNKNOWN = 8  # non-keyword clips needed to mix babble from them alone (4-6 talkers, other speakers)
 PROB_FLOOR = 1e-12  # log-loss floor, so a confident wrong answer costs ~27.6 nats rather than infinity
 
 METRICS_SCHEMA = "kws.metrics/2"
@@ -242,7 +243,6 @@ def evaluate(cfg, data_cfg, *, progress: bool = True) -> EvalResult:
     from kwslib.conditions import Corruptor, parse_conditions
     from kwslib.data import load_data, load_noises
     from kwslib.inference import Classifier
-    from kwslib.labels import SILENCE
     from kwslib.provenance import run_context
 
     conditions = parse_conditions(cfg.conditions)
@@ -269,8 +269,7 @@ def evaluate(cfg, data_cfg, *, progress: bool = True) -> EvalResult:
     y_true = to_model[np.asarray(rows["label"])]
     speakers = [str(s) for s in rows["speaker_id"]]
     clips = [load_audio(a, clip_seconds=clf.clip_seconds) for a in rows["audio"]]
-    silence_id = clf.labels.index(SILENCE) if SILENCE in clf.labels else -1
-    babble = [(spk, clip) for spk, clip, y in zip(speakers, clips, y_true) if y != silence_id]
+    babble = babble_pool(clips, y_true, speakers, clf.labels)
     corruptor = Corruptor(load_noises(data_cfg), babble, seed=cfg.seed, sample_rate=clf.sample_rate)
     usable = corruptor.available(conditions)
     skipped = [{"name": c.name, "why": corruptor.why_unavailable(c)} for c in conditions if c not in usable]
@@ -334,6 +333,18 @@ def evaluate(cfg, data_cfg, *, progress: bool = True) -> EvalResult:
 
         report = render_report(metrics, out / "report.html", base_dirs=[out])
     return EvalResult(metrics, path, report)
+
+
+def babble_pool(clips, y_true, speakers, labels: list[str]) -> list[tuple[str, np.ndarray]]:
+    """(speaker, clip) pairs to mix babble from: the split's non-keyword words when it has enough of them, since a
+    babble of keywords would make "which keyword was said" ambiguous; otherwise every clip that is not silence."""
+    from kwslib.labels import SILENCE, UNKNOWN
+
+    ids = {name: labels.index(name) for name in (SILENCE, UNKNOWN) if name in labels}
+    unknown = [(s, c) for s, c, y in zip(speakers, clips, y_true) if y == ids.get(UNKNOWN, -1)]
+    if len(unknown) >= BABBLE_MIN_UNKNOWN:
+        return unknown
+    return [(s, c) for s, c, y in zip(speakers, clips, y_true) if y != ids.get(SILENCE, -1)]
 
 
 def _base_metrics(clf) -> dict:
