@@ -179,3 +179,60 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.clip(samples, -1.0, 32767 / 32768), sample_rate, subtype="PCM_16", format="WAV")
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Log-mel features for display (the compact model computes the same filterbank inside its graph)
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_region = hz >= 1000.0
+    return np.where(log_region, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of `hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = mel * (200.0 / 3)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), hz)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Triangular mel filters `[n_mels, n_fft // 2 + 1]`, area-normalised (librosa's `norm="slaney"`)."""
+    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    # Area normalisation keeps a band's energy comparable whatever its width.
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+def log_mel_spectrogram(
+    samples: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    n_mels: int = 40,
+    n_fft: int = 512,
+    win_length: int = 400,
+    hop_length: int = 160,
+    f_min: float = 20.0,
+    f_max: float = 7600.0,
+) -> np.ndarray:
+    """Log-mel power in dB, `[n_mels, 1 + len // hop_length]`: centred Hann frames, the compact model's filterbank."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise AudioError(f"log_mel_spectrogram needs mono samples [T], got shape {x.shape}")
+    padded = np.pad(x, (n_fft // 2, n_fft // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    window = np.zeros(n_fft, dtype=np.float32)
+    offset = (n_fft - win_length) // 2
+    window[offset : offset + win_length] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
+    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+    mel = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max) @ power.T
+    return (10.0 * np.log10(mel + 1e-10)).astype(np.float32)

@@ -122,3 +122,15 @@ def test_bad_inputs_raise_audio_error_naming_the_file(tmp_path):
     with pytest.raises(AudioError, match="cannot read audio from a int"):
         load_audio(5)
     assert issubclass(AudioError, ValueError)
+
+
+def test_log_mel_spectrogram_shape_and_peak_band():
+    from kwslib.audio import log_mel_spectrogram, mel_filterbank
+
+    spec = log_mel_spectrogram((0.3 * np.sin(2 * np.pi * 1000.0 * np.arange(SR) / SR)).astype(np.float32))
+    assert spec.shape == (40, 1 + SR // 160) and spec.dtype == np.float32
+    # the loudest band of a 1 kHz tone is the mel filter that peaks nearest 1 kHz
+    fb = mel_filterbank(SR, 512, 40, 20.0, 7600.0)
+    assert abs(int(spec[:, 50].argmax()) - int(fb[:, round(1000 / (SR / 512))].argmax())) <= 1
+    with pytest.raises(AudioError, match="mono"):
+        log_mel_spectrogram(np.zeros((2, 100), np.float32))

@@ -66,6 +66,7 @@ from transformers import (  # noqa: E402
 from transformers import initialization as init  # noqa: E402
 from transformers.modeling_outputs import SequenceClassifierOutput  # noqa: E402
 
+from kwslib.audio import mel_filterbank  # noqa: E402
 from kwslib.config import SAMPLE_RATE  # noqa: E402
 
 ARCHITECTURES = ("tc-resnet", "bc-resnet")
@@ -194,34 +195,6 @@ class CompactConfig(PretrainedConfig):
 
 # ---------------------------------------------------------------------------------------------
 # Front end
-
-
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    mel = hz / (200.0 / 3)
-    log_region = hz >= 1000.0
-    return np.where(log_region, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
-
-
-def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    """Inverse of `hz_to_mel`."""
-    mel = np.asarray(mel, dtype=np.float64)
-    hz = mel * (200.0 / 3)
-    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), hz)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """Triangular mel filters `[n_mels, n_fft // 2 + 1]`, area-normalised (librosa's `norm="slaney"`)."""
-    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_freqs[None, :]
-    rising = -ramps[:-2] / widths[:-1, None]
-    falling = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    # Area normalisation keeps a band's energy comparable whatever its width.
-    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
 
 def dft_kernels(n_fft: int, win_length: int) -> np.ndarray:
