@@ -196,3 +196,29 @@ def summarize(dataset: DatasetDict) -> dict:
             shared |= speakers_by_split[a] & speakers_by_split[b]
     out["speakers_in_several_splits"] = sorted(shared)
     return out
+
+
+def clip_stats(split: Dataset, max_clips: int | None = 500, seed: int = 0) -> list[dict]:
+    """Per clip of a (seeded sample of a) split: label, word, speaker, seconds, RMS and peak level in dBFS."""
+    from kwslib.audio import load_audio
+
+    names = split.features["label"].names
+    indices = np.arange(len(split))
+    if max_clips is not None and max_clips < len(split):
+        indices = np.sort(np.random.default_rng(seed).choice(len(split), max_clips, replace=False))
+    rows = split.cast_column("audio", Audio(decode=False)).select(indices.tolist())
+    out = []
+    for row in rows:
+        x = load_audio(row["audio"])
+        rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        out.append(
+            {
+                "label": names[row["label"]],
+                "word": row["word"],
+                "speaker_id": row["speaker_id"],
+                "seconds": len(x) / SAMPLE_RATE,
+                "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
+                "peak_dbfs": 20 * np.log10(max(float(np.abs(x).max()), 1e-10)),
+            }
+        )
+    return out
