@@ -9,6 +9,7 @@ DEMO_RUN ?= runs/demo
 DEMO_SPEAKERS ?= 250
 DEMO_EPOCHS ?= 30
 DEMO_REPORT ?= reports/demo/report.html
+DEMO_STREAM_MINUTES ?= 10
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export TOKENIZERS_PARALLELISM ?= false
@@ -44,6 +45,7 @@ demo: install sysdeps
 	rm -rf $(DEMO_RUN)
 	$(BIN)/kws train --data $(DEMO_DATA) --protocol sc12 --model compact --out $(DEMO_RUN) --epochs $(DEMO_EPOCHS) --early-stopping-patience 10
 	$(BIN)/kws evaluate --model $(DEMO_RUN)/model --data $(DEMO_DATA) --out $(DEMO_RUN) --no-report --quiet
+	$(BIN)/kws stream-eval --model $(DEMO_RUN)/model --data $(DEMO_DATA) --minutes $(DEMO_STREAM_MINUTES) --out $(DEMO_RUN) --quiet
 	$(BIN)/kws report $(DEMO_RUN)/metrics.json --out $(DEMO_REPORT)
 
 lint: install

@@ -112,6 +112,314 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from kwslib.config import ExportConfig
+    from kwslib.export import ExportError, export
+
+    cfg = from_namespace(ExportConfig, args)
+    try:
+        result = export(cfg, verbose=not args.json)
+    except ExportError as err:  # a graph that failed its checks: not a usage mistake, but still one line
+        print(f"kws: error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print("\n".join(result.lines(parity=False)))
+    return 0
+
+
+PREDICT_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+PREDICT_CHUNK = 64  # files decoded and scored together; results stream out chunk by chunk
+
+
+def _predict_inputs(paths: list[str]) -> list[tuple[str, str | None]]:
+    """PATH arguments -> [(name, error or None)]: files as given, folders as their audio files (recursively, sorted),
+    `@list.txt` as the paths it lists (one a line, relative to the current folder; blank and # lines skipped)."""
+    inputs = []
+    for arg in paths:
+        if arg.startswith("@"):
+            listing = Path(arg[1:]).expanduser()
+            if not listing.is_file():
+                raise ValueError(f"{arg}: no such list file; give @FILE with one audio path per line")
+            lines = [line.strip() for line in listing.read_text().splitlines()]
+            inputs += _predict_inputs([line for line in lines if line and not line.startswith("#")])
+            continue
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in PREDICT_AUDIO_SUFFIXES and not p.name.startswith(".")
+            )
+            if not found:
+                inputs.append((arg, f"{arg}: folder has no audio files ({', '.join(PREDICT_AUDIO_SUFFIXES)})"))
+            inputs += [(str(p), None) for p in found]
+        else:
+            inputs.append((arg, None))  # a missing or unreadable file is reported by the decoder, per input
+    return inputs
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from kwslib.audio import AudioError
+    from kwslib.inference import Classifier
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k {args.top_k} must be at least 1")
+    if not args.hop > 0:
+        raise ValueError(f"--hop {args.hop} must be greater than 0 (seconds between windows of long inputs)")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} must be at least 1")
+    inputs = _predict_inputs(args.paths)
+    if not inputs:
+        raise ValueError("no inputs: give audio files, folders or @list.txt")
+    if Path(args.model).is_dir():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar above the results
+    clf = Classifier.load(args.model, threads=args.threads)
+    rows, failed = [], 0
+    if not args.json:
+        print(f"{'file':<40} {'label':<12} {'score':>6}  top-{args.top_k}")
+    for start in range(0, len(inputs), PREDICT_CHUNK):
+        # Decode first so one unreadable file becomes its own error row instead of stopping the batch.
+        chunk, good, audio = inputs[start : start + PREDICT_CHUNK], [], []
+        results: list[dict] = []
+        for name, error in chunk:
+            if error is None:
+                try:
+                    audio.append(clf.decode(name))
+                    good.append(len(results))
+                except (AudioError, OSError) as err:
+                    error = str(err)
+            results.append({"file": name, "error": error})
+        predictions = clf.predict_batch(audio, args.top_k, hop_seconds=args.hop, batch_size=args.batch_size)
+        for i, prediction in zip(good, predictions):
+            results[i] = {"file": results[i]["file"], **prediction.to_dict()}
+        for row in results:
+            failed += "error" in row
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                print(_predict_line(row, args.top_k), flush=True)
+        rows += results
+    if args.csv:
+        _write_predictions_csv(args.csv, rows)
+    if failed:
+        print(f"kws predict: {failed} of {len(rows)} inputs could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _predict_line(row: dict, top_k: int) -> str:
+    name = row["file"] if len(row["file"]) <= 40 else "..." + row["file"][-37:]
+    if "error" in row:
+        return f"{name:<40} error: {row['error']}"
+    others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top_k"][1:top_k])
+    line = f"{name:<40} {row['label']:<12} {row['score']:6.3f}  {others}"
+    best = row.get("best_window")
+    if best:
+        line += f"  [{best['start']:.2f}-{best['end']:.2f} s of {row['seconds']:.2f} s]"
+    return line
+
+
+def _write_predictions_csv(path: str, rows: list[dict]) -> None:
+    """file,label,score,top_k,error (top_k as JSON), written to a temp file and renamed into place."""
+    import csv
+    import os
+
+    out = Path(path).expanduser()
+    if not out.parent.is_dir():
+        raise ValueError(f"--csv {path}: folder {out.parent} does not exist")
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "label", "score", "top_k", "error"])
+        for row in rows:
+            if "error" in row:
+                writer.writerow([row["file"], "", "", "", row["error"]])
+            else:
+                writer.writerow([row["file"], row["label"], f"{row['score']:.6f}", json.dumps(row["top_k"]), ""])
+    os.replace(tmp, out)
+
+
+def _stream_cmd(args: argparse.Namespace) -> int:
+    from kwslib.config import StreamConfig
+    from kwslib.inference import Classifier
+    from kwslib.streaming import (
+        StreamingDetector,
+        file_chunks,
+        import_sounddevice,
+        iter_detections,
+        list_devices,
+        microphone_chunks,
+    )
+
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    cfg = from_namespace(StreamConfig, args)
+    live = args.file is None
+    if live:
+        import_sounddevice()  # a missing back end fails before the model is loaded
+    clf = Classifier.load(cfg.model)
+    detector = StreamingDetector.from_config(clf, cfg, live=live)
+    if live:
+        device = int(args.device) if args.device and args.device.isdigit() else args.device
+        chunks = microphone_chunks(clf.sample_rate, device=device)
+        keywords = [label for label in clf.labels if not label.startswith("_")]
+        print(f"kws stream: listening for {', '.join(keywords)}; Ctrl+C stops", file=sys.stderr)
+    else:
+        samples = clf.decode(args.file)
+        chunks = file_chunks(samples, clf.sample_rate, padding_seconds=detector.end_padding())
+    count = 0
+    try:
+        for detection in iter_detections(detector, chunks):
+            print(json.dumps(detection.to_dict()) if args.json else str(detection), flush=True)
+            count += 1
+    except KeyboardInterrupt:
+        if not live:
+            raise
+    extra = f", {detector.skipped_windows} skipped by the VAD" if detector.vad is not None else ""
+    extra += f", {detector.dropped_windows} dropped (fell behind)" if detector.dropped_windows else ""
+    print(
+        f"kws stream: {count} detections in {detector.seconds:.1f} s of audio "
+        f"({detector.scored_windows} windows scored{extra})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _stream_eval_cmd(args: argparse.Namespace) -> int:
+    from kwslib.config import StreamConfig
+    from kwslib.streaming import evaluate_stream
+
+    cfg = from_namespace(StreamConfig, args)
+    result = evaluate_stream(cfg, progress=not args.quiet)
+    s = result.stream
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    d, target, rt = s["default"], s["target"], s["runtime"]
+    threshold = f"threshold {d['threshold']:g}" if "threshold" in d else f"thresholds {d['thresholds']}"
+    print(
+        f"kws stream-eval: {s['stream']['seconds'] / 60:.1f} min stream, {d['keywords']} keywords, "
+        f"{d['non_keywords']} non-keywords"
+    )
+    latency = (
+        f"latency median {d['latency_ms_median']:.0f} ms, p90 {d['latency_ms_p90']:.0f} ms"
+        if d["latency_ms_median"] is not None
+        else "no hits"
+    )
+    print(
+        f"  {threshold}: miss rate {d['miss_rate']:.1%} ({d['misses']} of {d['keywords']}), "
+        f"{d['false_accepts_per_hour']:.2f} false accepts/h ({d['false_accepts']}), {latency}"
+    )
+    if target["threshold"] is not None:
+        print(
+            f"  <= {target['false_accepts_per_hour']:g} false accepts/h from threshold {target['threshold']:g}: "
+            f"miss rate {target['miss_rate']:.1%}"
+        )
+    else:
+        print(f"  no swept threshold keeps false accepts at or below {target['false_accepts_per_hour']:g}/h")
+    skipped = f", {rt['skipped_windows']} skipped by the VAD" if s["detector"]["vad"] else ""
+    print(
+        f"  scored {rt['scored_windows']} windows in {rt['seconds']:.1f} s "
+        f"(real-time factor {rt['real_time_factor']:.4f}){skipped}"
+    )
+    print(f"  metrics: {result.metrics_path}")
+    if result.wav_path:
+        print(f"  stream:  {result.wav_path} + {result.csv_path}")
+    return 0
+
+
+def _sagemaker(args: argparse.Namespace, run) -> int:
+    """Run one `kws sagemaker` command; an AWS failure or a missing SDK is one line and exit 1."""
+    from kwslib.config import SageMakerConfig
+    from kwslib.sagemaker.launch import SageMakerError
+
+    try:
+        return run(from_namespace(SageMakerConfig, args))
+    except SageMakerError as err:
+        print(f"kws: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _sagemaker_train(args: argparse.Namespace) -> int:
+    from kwslib.config import SageMakerTrainConfig
+    from kwslib.sagemaker import launch
+
+    def run(cfg):
+        job = launch.train(cfg, from_namespace(SageMakerTrainConfig, args), args.hyperparameters)
+        print(f"kws sagemaker train: started training job {job.job_name}")
+        print(f"  hyperparameters: {json.dumps(job.hyperparameters)}")
+        if job.checkpoint_s3_uri:
+            print(f"  checkpoints: {job.checkpoint_s3_uri}")
+        print(f"  model: {job.output_path}/{job.job_name}/output/model.tar.gz (deploy it with kws sagemaker deploy)")
+        return 0
+
+    return _sagemaker(args, run)
+
+
+def _sagemaker_package(args: argparse.Namespace) -> int:
+    from kwslib.sagemaker.launch import package
+
+    out = package(args.model, args.out, onnx=args.onnx)
+    print(f"kws sagemaker package: {out} ({out.stat().st_size / 2**20:.1f} MB)")
+    return 0
+
+
+def _sagemaker_deploy(args: argparse.Namespace) -> int:
+    from kwslib.config import SageMakerDeployConfig
+    from kwslib.sagemaker import launch
+
+    def run(cfg):
+        done = launch.deploy(cfg, from_namespace(SageMakerDeployConfig, args))
+        kind = "serverless" if done.serverless else args.instance_type
+        print(f"kws sagemaker deploy: endpoint {done.endpoint_name} ({kind}) serving {done.model_data}")
+        print(f"  try it: kws sagemaker invoke --endpoint-name {done.endpoint_name} clip.wav")
+        return 0
+
+    return _sagemaker(args, run)
+
+
+def _sagemaker_invoke(args: argparse.Namespace) -> int:
+    from kwslib.sagemaker import launch
+
+    def run(cfg):
+        print(json.dumps(launch.invoke(cfg, args.endpoint_name, args.audio, top_k=args.top_k), indent=2))
+        return 0
+
+    return _sagemaker(args, run)
+
+
+def _sagemaker_batch(args: argparse.Namespace) -> int:
+    from kwslib.config import SageMakerBatchConfig
+    from kwslib.sagemaker import launch
+
+    def run(cfg):
+        batch_cfg = from_namespace(SageMakerBatchConfig, args)
+        job = launch.batch(cfg, batch_cfg)
+        print(f"kws sagemaker batch: started transform job {job} ({batch_cfg.input_format} input)")
+        print(f"  results: {batch_cfg.output.rstrip('/')}/<input name>.out, one JSON line per input")
+        return 0
+
+    return _sagemaker(args, run)
+
+
+def _sagemaker_delete(args: argparse.Namespace) -> int:
+    from kwslib.sagemaker import launch
+
+    def run(cfg):
+        gone = launch.delete(cfg, args.endpoint_name)
+        print(
+            f"kws sagemaker delete: endpoint {gone['endpoint']}, endpoint config {gone['endpoint_config']}, "
+            f"model(s) {', '.join(gone['models'])}"
+        )
+        return 0
+
+    return _sagemaker(args, run)
+
+
 def format_summary(summary: dict, *, source: str, protocol: str) -> str:
     """The data-info table: clips per label and split, speakers, durations."""
     splits = list(summary["splits"])
@@ -219,6 +527,149 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--token", default=None, help="hub token (default: the logged-in one)")
     p.set_defaults(func=_push)
+
+    # -- export and predict (kwslib.export, kwslib.inference) --------------------------------------------------
+    from kwslib.config import ExportConfig
+
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX (optionally int8), checked against PyTorch",
+        description="Write <out> (raw 16 kHz waveform in, logits and probabilities out, labels in its metadata), "
+        "check it against PyTorch at 1 s, 0.5 s and 3 s, and save the numbers in <out>.parity.json. With --quantize "
+        "int8 also <out stem>.int8.onnx, checked for top-1 agreement and accuracy on --data's validation split.",
+    )
+    add_dataclass_arguments(p, ExportConfig)
+    p.add_argument("--json", action="store_true", help="print the result and parity numbers as JSON")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify audio files with a checkpoint folder or an .onnx model",
+        description="Score audio files (any rate, channels or length; long files in sliding 1 s windows). PATH is a "
+        "file, a folder (its wav/flac/ogg/mp3 files, recursively) or @list.txt (one path a line). An input that "
+        "cannot be read is reported and the rest are still scored; the exit status is then 1.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio file, folder, or @list.txt")
+    p.add_argument(
+        "--model", default="runs/demo/model", metavar="DIR|FILE.onnx", help="checkpoint folder or exported .onnx"
+    )
+    p.add_argument("--top-k", type=int, default=5, help="labels to report per input (default: 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object per input and line")
+    p.add_argument("--csv", metavar="OUT.csv", help="also write file,label,score,top_k,error to this CSV")
+    p.add_argument("--hop", type=float, default=0.25, help="seconds between windows of long inputs (default: 0.25)")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default: 16)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: the runtime's)")
+    p.set_defaults(func=_predict)
+
+    # kws stream / kws stream-eval
+    from kwslib.config import StreamConfig
+
+    eval_only = ("data", "split", "minutes", "out", "seed", "min_snr_db", "max_snr_db", "min_spacing", "max_spacing",
+                 "unknown_share", "tolerance", "wav", "csv", "save_stream")  # fmt: skip
+    p = sub.add_parser(
+        "stream",
+        help="detect keywords live from a microphone, or in a long audio file (--file)",
+        description="Slide a window over continuous audio, smooth the posteriors and print each detection. Without "
+        "--file it listens to a microphone (needs sounddevice) until Ctrl+C.",
+    )
+    p.add_argument("--file", metavar="AUDIO", default=None, help="a long recording (any format and rate) to scan")
+    p.add_argument("--json", action="store_true", help='one JSON line per detection: {"time", "label", "score"}')
+    p.add_argument("--device", default=None, help="microphone: input device index or name (see --list-devices)")
+    p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    add_dataclass_arguments(p, StreamConfig, skip=eval_only)
+    p.set_defaults(func=_stream_cmd)
+
+    p = sub.add_parser(
+        "stream-eval",
+        help="miss rate, false accepts per hour and latency on a long test stream; writes metrics.json `stream`",
+        description="Place a split's keywords and other words at random times into background noise (or read "
+        "--wav + --csv), run the streaming detector once, sweep the threshold, and set `stream` in "
+        "<out>/metrics.json (the report's Streaming section).",
+    )
+    add_dataclass_arguments(p, StreamConfig, skip=("max_backlog_seconds",))
+    p.add_argument("--json", action="store_true", help="print the stream section as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_stream_eval_cmd)
+
+    # -- kws sagemaker {train,package,deploy,invoke,batch,delete} (kwslib.sagemaker.launch) -------------------------
+    from kwslib.config import SageMakerBatchConfig, SageMakerConfig, SageMakerDeployConfig, SageMakerTrainConfig
+
+    sm = sub.add_parser(
+        "sagemaker",
+        help="train, package, deploy and run batch jobs on Amazon SageMaker (SDK v2)",
+        description="Train in the Hugging Face training container, package a model.tar.gz with the kws serving "
+        "handler, deploy it to a real-time or serverless endpoint, invoke it, run batch transforms, clean up. "
+        "Needs pip install 'kwslib[sagemaker]' and AWS credentials (except package).",
+    )
+    sm_sub = sm.add_subparsers(dest="sagemaker_command", metavar="COMMAND", required=True)
+    p = sm_sub.add_parser(
+        "train",
+        help="start a training job (kws train in the Hugging Face container)",
+        description="Start a SageMaker training job running `kws train` on --data (an S3 Speech Commands folder or a "
+        "hub id). Options after -- are `kws train` options, e.g. -- --epochs 30 --model compact. --spot checkpoints "
+        "to S3 and resumes after an interruption; --instance-count > 1 or --distributed runs torchrun on every GPU.",
+    )
+    add_dataclass_arguments(p, SageMakerConfig)
+    add_dataclass_arguments(p, SageMakerTrainConfig)
+    p.add_argument(
+        "hyperparameters", nargs=argparse.REMAINDER, metavar="-- KWS_TRAIN_OPTIONS", help="kws train options"
+    )
+    p.set_defaults(func=_sagemaker_train)
+
+    p = sm_sub.add_parser(
+        "package",
+        help="build model.tar.gz (model files at the root, code/inference.py, code/requirements.txt)",
+        description="Pack a checkpoint folder or a model.onnx into a SageMaker model archive with the kws serving "
+        "handler and a copy of kwslib in code/. A checkpoint folder also gets model.onnx (exported and checked), "
+        "which the endpoint serves with onnxruntime. The archive is loaded and scored once before it is written.",
+    )
+    p.add_argument("--model", required=True, metavar="DIR|model.onnx", help="checkpoint folder or exported .onnx")
+    p.add_argument("--out", required=True, metavar="model.tar.gz", help="archive to write")
+    p.add_argument(
+        "--onnx", action=argparse.BooleanOptionalAction, default=True, help="add model.onnx to a checkpoint folder"
+    )
+    p.set_defaults(func=_sagemaker_package)
+
+    p = sm_sub.add_parser(
+        "deploy",
+        help="deploy a model.tar.gz to a real-time or serverless endpoint",
+        description="Create a model, endpoint configuration and endpoint from a model.tar.gz (a local one is uploaded "
+        "to s3://<bucket>/<prefix>/models/).",
+    )
+    add_dataclass_arguments(p, SageMakerConfig)
+    add_dataclass_arguments(p, SageMakerDeployConfig)
+    p.set_defaults(func=_sagemaker_deploy)
+
+    p = sm_sub.add_parser(
+        "invoke",
+        help="send a local audio file to an endpoint and print the JSON answer",
+        description="POST the file's bytes (audio/wav, audio/flac, ...) or, with --top-k, JSON with base64 audio.",
+    )
+    add_dataclass_arguments(p, SageMakerConfig, skip=("role", "bucket", "prefix"))
+    p.add_argument("--endpoint-name", required=True, help="endpoint to invoke")
+    p.add_argument("audio", metavar="AUDIO", help="audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--top-k", type=int, default=None, help="labels to return (sends JSON; default: the handler's 5)")
+    p.set_defaults(func=_sagemaker_invoke)
+
+    p = sm_sub.add_parser(
+        "batch",
+        help="batch transform over S3: a JSONL of requests, or a prefix of audio files; JSONL out",
+        description='JSONL input: one request a line, {"id": ..., "inputs": "<base64 audio>" | "s3://bucket/key" '
+        '| [samples], "sampling_rate": 16000, "parameters": {"top_k": 5}}; the output has one line per input line. '
+        "Audio input: every object under --input is one request. Results go to <output>/<input name>.out.",
+    )
+    add_dataclass_arguments(p, SageMakerConfig)
+    add_dataclass_arguments(p, SageMakerBatchConfig)
+    p.set_defaults(func=_sagemaker_batch)
+
+    p = sm_sub.add_parser(
+        "delete",
+        help="delete an endpoint, its endpoint configuration and its model",
+        description="Stop paying for an endpoint: deletes the model(s), the endpoint configuration and the endpoint.",
+    )
+    add_dataclass_arguments(p, SageMakerConfig, skip=("role", "bucket", "prefix"))
+    p.add_argument("--endpoint-name", required=True, help="endpoint to delete")
+    p.set_defaults(func=_sagemaker_delete)
     return parser
 
 

@@ -134,7 +134,8 @@ class TrainConfig:
     model: str = field(
         default="compact",
         metadata=_help(
-            "compact (small CNN for edge use), wav2vec2-tiny / wav2vec2-base-random (random weights, offline), "
+            "compact (small CNN for edge use), embedding (pretrained speech_embedding front end + small head; "
+            "downloads the front end once), wav2vec2-tiny / wav2vec2-base-random (random weights, offline), "
             "a hub id such as facebook/wav2vec2-base, or a local checkpoint folder"
         ),
     )
@@ -147,7 +148,9 @@ class TrainConfig:
     )
     batch_size: int = field(default=64, metadata=_help("clips per device per step"))
     gradient_accumulation_steps: int = field(default=1, metadata=_help("steps to accumulate before an update"))
-    lr: float | None = field(default=None, metadata=_help("peak learning rate (default: 3e-3 compact, 3e-5 others)"))
+    lr: float | None = field(
+        default=None, metadata=_help("peak learning rate (default: 3e-3 compact, 1e-3 embedding, 3e-5 others)")
+    )
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay"))
     warmup_ratio: float = field(default=0.1, metadata=_help("share of steps spent warming up the learning rate"))
     max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping norm (0 disables)"))
@@ -163,7 +166,18 @@ class TrainConfig:
         metadata=_help("data loader worker processes (0 = in the main process); torch threads get the other cores"),
     )
     freeze_feature_encoder: bool = field(
-        default=True, metadata=_help("freeze wav2vec2's convolutional feature encoder (usual for fine-tuning)")
+        default=True,
+        metadata=_help(
+            "freeze wav2vec2's convolutional feature encoder (usual for fine-tuning), or the embedding model's "
+            "speech_embedding front end (only its head trains)"
+        ),
+    )
+    feature_cache_epochs: int = field(
+        default=4,
+        metadata=_help(
+            "for models with a frozen front end (embedding): compute its features once for this many augmented "
+            "copies of the training split and train on them, epoch e on copy e mod N (0 = compute them every step)"
+        ),
     )
     dropout: float = field(default=0.1, metadata=_help("dropout of the classifier (and transformer layers)"))
     from_scratch: bool = field(
@@ -189,8 +203,8 @@ class TrainConfig:
             raise ValueError(f"--lr {self.lr} must be greater than 0")
         _check_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0)
         _check_range("dropout", self.dropout, 0.0, 0.9)
-        if self.num_workers < 0 or self.early_stopping_patience < 0:
-            raise ValueError("--num-workers and --early-stopping-patience must be 0 or more")
+        if self.num_workers < 0 or self.early_stopping_patience < 0 or self.feature_cache_epochs < 0:
+            raise ValueError("--num-workers, --early-stopping-patience and --feature-cache-epochs must be 0 or more")
 
 
 @dataclass
@@ -230,6 +244,304 @@ class EvalConfig:
         from kwslib.conditions import parse_conditions
 
         parse_conditions(self.conditions)  # a bad name fails here, before any model or data is loaded
+
+
+@dataclass
+class StreamConfig:
+    """Streaming detection on continuous audio (`kws stream`) and its evaluation on long streams (`kws stream-eval`)."""
+
+    model: str = field(
+        default="runs/demo/model", metadata=_help("checkpoint folder (e.g. runs/demo/model) or an exported .onnx file")
+    )
+    window: float | None = field(
+        default=None, metadata=_help("seconds of audio the model sees per decision (default: the model's clip length)")
+    )
+    hop: float = field(default=0.1, metadata=_help("seconds between decisions (one window scored per hop)"))
+    smoothing: int = field(default=3, metadata=_help("average the probabilities of the last N windows"))
+    threshold: float = field(default=0.5, metadata=_help("a keyword fires when its smoothed probability reaches this"))
+    keyword_thresholds: list[str] | None = field(
+        default=None, metadata=_help("per-keyword thresholds overriding --threshold, e.g. yes=0.8,no=0.7")
+    )
+    refractory: float = field(
+        default=1.0, metadata=_help("seconds after a detection during which no keyword can fire again")
+    )
+    vad: bool = field(
+        default=False, metadata=_help("skip the model on windows without speech (silero-vad on onnxruntime)")
+    )
+    vad_threshold: float = field(default=0.5, metadata=_help("silero-vad speech probability that counts as speech"))
+    batch_size: int = field(
+        default=16, metadata=_help("windows scored per model call when processing files and streams offline")
+    )
+    max_backlog_seconds: float = field(
+        default=2.0,
+        metadata=_help("live microphone: when more unscored audio than this piles up, score only the newest"),
+    )
+    data: str = field(
+        default="data/synth", metadata=_help("dataset whose test speakers, noise and non-keywords make the stream")
+    )
+    split: str = field(default="test", metadata=_help("split whose clips are placed in the stream: test or validation"))
+    minutes: float = field(default=30.0, metadata=_help("length of the generated stream in minutes"))
+    out: str = field(default="runs/demo", metadata=_help("folder whose metrics.json gets the `stream` section"))
+    seed: int = field(default=0, metadata=_help("same seed => the same stream"))
+    min_snr_db: float = field(default=10.0, metadata=_help("lowest speech-to-background-noise ratio in the stream"))
+    max_snr_db: float = field(default=20.0, metadata=_help("highest speech-to-background-noise ratio in the stream"))
+    min_spacing: float = field(default=4.0, metadata=_help("fewest seconds from one word's start to the next"))
+    max_spacing: float = field(default=10.0, metadata=_help("most seconds from one word's start to the next"))
+    unknown_share: float = field(
+        default=0.25, metadata=_help("share of the placed words that are non-keywords (they must not fire)")
+    )
+    tolerance: float = field(
+        default=1.0, metadata=_help("seconds after a word's end in which its detection still counts as a hit")
+    )
+    wav: str | None = field(
+        default=None, metadata=_help("evaluate this recorded stream instead of generating one (needs --csv)")
+    )
+    csv: str | None = field(
+        default=None, metadata=_help("ground truth of --wav: columns time,label (word start, s) and optional end")
+    )
+    save_stream: bool = field(
+        default=False, metadata=_help("also write the generated stream as <out>/stream.wav and <out>/stream.csv")
+    )
+
+    def __post_init__(self):
+        _check_positive("hop", self.hop)
+        if self.window is not None:
+            _check_positive("window", self.window)
+            if self.hop > self.window:
+                raise ValueError(
+                    f"--hop {self.hop} is longer than --window {self.window}; use a hop of at most the window"
+                )
+        if self.smoothing < 1:
+            raise ValueError(f"--smoothing {self.smoothing} must be at least 1 (1 = no smoothing)")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"--threshold {self.threshold} must be in (0, 1], e.g. 0.5")
+        self.keyword_threshold_map()  # a malformed or out-of-range entry fails here
+        if self.refractory < 0:
+            raise ValueError(f"--refractory {self.refractory} must be 0 or more seconds")
+        if not 0 < self.vad_threshold < 1:
+            raise ValueError(f"--vad-threshold {self.vad_threshold} must be between 0 and 1, e.g. 0.5")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size {self.batch_size} must be at least 1")
+        _check_positive("max_backlog_seconds", self.max_backlog_seconds)
+        if self.split not in ("validation", "test"):
+            raise ValueError(f"--split {self.split} is not supported; use test or validation")
+        _check_positive("minutes", self.minutes)
+        if self.min_snr_db > self.max_snr_db:
+            raise ValueError(f"--min-snr-db {self.min_snr_db} is above --max-snr-db {self.max_snr_db}; swap them")
+        if self.min_spacing < 1.0:
+            raise ValueError(f"--min-spacing {self.min_spacing} is shorter than a 1 s word; use 1.0 or more")
+        if self.min_spacing > self.max_spacing:
+            raise ValueError(f"--min-spacing {self.min_spacing} is above --max-spacing {self.max_spacing}; swap them")
+        if not 0 <= self.unknown_share < 1:
+            raise ValueError(f"--unknown-share {self.unknown_share} must be at least 0 and below 1, e.g. 0.25")
+        if self.tolerance < 0:
+            raise ValueError(f"--tolerance {self.tolerance} must be 0 or more seconds")
+        if (self.wav is None) != (self.csv is None):
+            raise ValueError("--wav and --csv go together: give the recorded stream and its ground truth, or neither")
+
+    def keyword_threshold_map(self) -> dict[str, float]:
+        """`--keyword-thresholds yes=0.8,no=0.7` as {"yes": 0.8, "no": 0.7} ({} when not given)."""
+        out = {}
+        for item in self.keyword_thresholds or []:
+            word, sep, value = item.partition("=")
+            try:
+                number = float(value) if sep and word.strip() else None
+            except ValueError:
+                number = None
+            if number is None or not 0 < number <= 1:
+                raise ValueError(f"--keyword-thresholds {item!r} must look like yes=0.8 with a value in (0, 1]")
+            out[word.strip()] = number
+        return out
+
+
+IAM_ROLE_PATTERN = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"
+S3_URI_PATTERN = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?"
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)  # the sizes SageMaker Serverless Inference accepts
+
+
+@dataclass
+class SageMakerConfig:
+    """The AWS account side shared by every `kws sagemaker` command (SageMaker Python SDK v2)."""
+
+    role: str | None = field(
+        default=None,
+        metadata=_help("IAM role SageMaker assumes, e.g. arn:aws:iam::123456789012:role/SageMakerExecution"),
+    )
+    region: str | None = field(default=None, metadata=_help("AWS region (default: AWS_DEFAULT_REGION / ~/.aws)"))
+    bucket: str | None = field(
+        default=None, metadata=_help("S3 bucket for code, models and outputs (default: sagemaker-<region>-<account>)")
+    )
+    prefix: str = field(default="kws", metadata=_help("key prefix of everything kws writes to the bucket"))
+
+    def __post_init__(self):
+        import re
+
+        if self.role is not None and not re.fullmatch(IAM_ROLE_PATTERN, self.role):
+            raise ValueError(
+                f"--role {self.role} is not an IAM role ARN; use arn:aws:iam::<12-digit account>:role/<name>"
+            )
+        if self.bucket is not None and (self.bucket.startswith("s3://") or "/" in self.bucket):
+            raise ValueError(
+                f"--bucket {self.bucket}: give the bucket name only (no s3://, no /); use --prefix for keys"
+            )
+        self.prefix = self.prefix.strip("/")
+
+
+@dataclass
+class SageMakerTrainConfig:
+    """A training job: `kws train` in the Hugging Face training container (`kws sagemaker train`)."""
+
+    data: str | None = field(
+        default=None,
+        metadata=_help("s3://bucket/prefix/ of a Speech Commands folder (the 'train' channel) or a hub dataset id"),
+    )
+    instance_type: str = field(default="ml.g5.xlarge", metadata=_help("training instance type (1 x A10G GPU)"))
+    instance_count: int = field(default=1, metadata=_help("instances; more than 1 trains with torchrun on all"))
+    distributed: bool = field(
+        default=False,
+        metadata=_help("torchrun over every GPU (torch_distributed); always on with --instance-count > 1"),
+    )
+    spot: bool = field(default=False, metadata=_help("managed spot training (cheaper; resumes from checkpoints)"))
+    max_run: int = field(default=86_400, metadata=_help("stop the job after this many seconds of training"))
+    max_wait: int | None = field(
+        default=None, metadata=_help("with --spot: seconds to wait for capacity plus training (default: 2 x max-run)")
+    )
+    checkpoint_s3_uri: str | None = field(
+        default=None,
+        metadata=_help(
+            "S3 prefix synced with /opt/ml/checkpoints (default with --spot: s3://<bucket>/<prefix>/checkpoints/<job>)"
+        ),
+    )
+    output_path: str | None = field(
+        default=None, metadata=_help("S3 prefix for <job>/output/model.tar.gz (default: s3://<bucket>/<prefix>/jobs)")
+    )
+    volume_size: int = field(default=50, metadata=_help("GB of disk per instance (data, checkpoints)"))
+    job_name: str | None = field(default=None, metadata=_help("training job name (default: kws-train-<timestamp>)"))
+    wait: bool = field(default=False, metadata=_help("wait for the job and stream its logs"))
+    transformers_version: str = field(default="4.56.2", metadata=_help("Hugging Face training image: transformers"))
+    pytorch_version: str = field(default="2.8.0", metadata=_help("Hugging Face training image: PyTorch"))
+    py_version: str = field(default="py312", metadata=_help("Hugging Face training image: Python"))
+
+    def __post_init__(self):
+        import re
+        from pathlib import Path
+
+        if not self.data:
+            raise ValueError("--data is required: s3://bucket/prefix/ of a Speech Commands folder, or a hub dataset id")
+        if self.data.startswith("s3:") or self.data.startswith("S3:"):
+            _check_s3_uri("data", self.data)
+        elif Path(self.data).expanduser().exists():
+            raise ValueError(
+                f"--data {self.data} is a local folder; SageMaker reads S3: aws s3 sync {self.data} "
+                "s3://<bucket>/<prefix>/ and pass that URI"
+            )
+        elif not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", self.data):
+            raise ValueError(
+                f"--data {self.data} is neither an s3:// URI nor a hub dataset id such as google/speech_commands"
+            )
+        if self.instance_count < 1:
+            raise ValueError(f"--instance-count {self.instance_count} must be at least 1")
+        _check_positive("max_run", self.max_run)
+        _check_positive("volume_size", self.volume_size)
+        if self.max_wait is not None:
+            if not self.spot:
+                raise ValueError("--max-wait only applies to spot training; add --spot or drop --max-wait")
+            if self.max_wait < self.max_run:
+                raise ValueError(f"--max-wait {self.max_wait} is below --max-run {self.max_run}; it includes the run")
+        for name in ("checkpoint_s3_uri", "output_path"):
+            if getattr(self, name) is not None:
+                _check_s3_uri(name, getattr(self, name))
+
+
+@dataclass
+class SageMakerDeployConfig:
+    """A real-time or serverless endpoint serving a model.tar.gz (`kws sagemaker deploy`)."""
+
+    model_data: str | None = field(
+        default=None, metadata=_help("model.tar.gz from `kws sagemaker package` or a training job: s3:// or local")
+    )
+    endpoint_name: str | None = field(default=None, metadata=_help("endpoint name (default: kws-<timestamp>)"))
+    instance_type: str = field(default="ml.m5.xlarge", metadata=_help("real-time instance type (CPU is plenty)"))
+    instance_count: int = field(default=1, metadata=_help("real-time instances behind the endpoint"))
+    serverless: bool = field(default=False, metadata=_help("serverless endpoint instead of instances"))
+    memory: int = field(default=3072, metadata=_help("serverless memory in MB: 1024, 2048, ... 6144"))
+    concurrency: int = field(default=5, metadata=_help("serverless maximum concurrent invocations (1-200)"))
+    wait: bool = field(default=True, metadata=_help("wait until the endpoint is InService"))
+    transformers_version: str = field(default="4.51.3", metadata=_help("Hugging Face inference image: transformers"))
+    pytorch_version: str = field(default="2.6.0", metadata=_help("Hugging Face inference image: PyTorch"))
+    py_version: str = field(default="py312", metadata=_help("Hugging Face inference image: Python"))
+
+    def __post_init__(self):
+        _check_model_data(self.model_data)
+        if self.instance_count < 1:
+            raise ValueError(f"--instance-count {self.instance_count} must be at least 1")
+        if self.memory not in SERVERLESS_MEMORY_MB:
+            raise ValueError(f"--memory {self.memory} is not a serverless size; use one of {SERVERLESS_MEMORY_MB}")
+        if not 1 <= self.concurrency <= 200:
+            raise ValueError(f"--concurrency {self.concurrency} must be between 1 and 200")
+
+
+@dataclass
+class SageMakerBatchConfig:
+    """A batch transform job over S3 (`kws sagemaker batch`): JSONL lines or raw audio objects in, JSONL out."""
+
+    input: str | None = field(
+        default=None, metadata=_help("s3:// URI of a .jsonl file (or prefix of them), or a prefix of audio files")
+    )
+    output: str | None = field(default=None, metadata=_help("s3:// prefix for the results (<input name>.out)"))
+    input_format: str = field(
+        default="auto", metadata=_help("jsonl (one request a line), audio (one file a request) or auto (by suffix)")
+    )
+    model_data: str | None = field(default=None, metadata=_help("model.tar.gz to serve: s3:// or local"))
+    model_name: str | None = field(default=None, metadata=_help("an existing SageMaker model instead of --model-data"))
+    instance_type: str = field(default="ml.m5.xlarge", metadata=_help("transform instance type"))
+    instance_count: int = field(default=1, metadata=_help("transform instances"))
+    max_payload: int = field(default=6, metadata=_help("MB per request to the container (JSONL lines are grouped)"))
+    job_name: str | None = field(default=None, metadata=_help("transform job name (default: kws-batch-<timestamp>)"))
+    wait: bool = field(default=False, metadata=_help("wait for the job to finish"))
+    transformers_version: str = field(default="4.51.3", metadata=_help("Hugging Face inference image: transformers"))
+    pytorch_version: str = field(default="2.6.0", metadata=_help("Hugging Face inference image: PyTorch"))
+    py_version: str = field(default="py312", metadata=_help("Hugging Face inference image: Python"))
+
+    def __post_init__(self):
+        for name in ("input", "output"):
+            if not getattr(self, name):
+                raise ValueError(f"--{name} is required: an s3://bucket/prefix URI")
+            _check_s3_uri(name, getattr(self, name))
+        if self.input_format == "auto":
+            self.input_format = "jsonl" if self.input.lower().endswith((".jsonl", ".json")) else "audio"
+        if self.input_format not in ("jsonl", "audio"):
+            raise ValueError(f"--input-format {self.input_format} is unknown; use jsonl, audio or auto")
+        if (self.model_data is None) == (self.model_name is None):
+            raise ValueError("give exactly one of --model-data (a model.tar.gz) or --model-name (an existing model)")
+        if self.model_data is not None:
+            _check_model_data(self.model_data)
+        if self.instance_count < 1 or not 1 <= self.max_payload <= 100:
+            raise ValueError("--instance-count must be at least 1 and --max-payload between 1 and 100 (MB)")
+
+
+def _check_s3_uri(name: str, value: str) -> None:
+    import re
+
+    if not re.fullmatch(S3_URI_PATTERN, value):
+        raise ValueError(f"--{name.replace('_', '-')} {value} is not an S3 URI; use s3://bucket/prefix")
+
+
+def _check_model_data(value: str | None) -> None:
+    from pathlib import Path
+
+    if not value:
+        raise ValueError(
+            "--model-data is required: a model.tar.gz (s3:// URI or local file from `kws sagemaker package`)"
+        )
+    if value.startswith(("s3:", "S3:")):
+        _check_s3_uri("model_data", value)
+    elif not Path(value).expanduser().is_file():
+        raise ValueError(
+            f"--model-data {value}: no such file; build one with `kws sagemaker package` or give an s3:// URI"
+        )
+    elif not value.endswith(".tar.gz"):
+        raise ValueError(f"--model-data {value} is not a .tar.gz; build one with `kws sagemaker package`")
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -274,8 +586,18 @@ class ExportConfig:
         default=0.5, metadata=_help("validation accuracy the int8 model may lose, in percentage points")
     )
     int8_convs: bool = field(
-        default=True,
-        metadata=_help("quantize 1-D convolutions too (exported as MatMul); --no-int8-convs keeps them fp32"),
+        default=False,
+        metadata=_help(
+            "also quantize 1-D convolutions (exported as unfold + MatMul); slower than fp32 convolutions on an AVX2 "
+            "CPU without VNNI (measured), so off by default"
+        ),
+    )
+    int8_reduce_range: bool = field(
+        default=False,
+        metadata=_help(
+            "7-bit int8 weights: avoids the int16 saturation of onnxruntime's AVX2 int8 kernels on CPUs without "
+            "VNNI; try it when the int8 accuracy check fails"
+        ),
     )
     max_validation_clips: int | None = field(
         default=None, metadata=_help("check int8 on at most this many validation clips (evenly spread; default all)")

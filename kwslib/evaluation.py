@@ -324,8 +324,9 @@ def evaluate(cfg, data_cfg, *, progress: bool = True) -> EvalResult:
             },
         }
     )
-    validate_metrics(metrics)
     path = out / "metrics.json"
+    metrics.update(_kept_sections(path, clf.labels))
+    validate_metrics(metrics)
     write_json_atomic(path, metrics)
     report = None
     if cfg.report:
@@ -333,6 +334,20 @@ def evaluate(cfg, data_cfg, *, progress: bool = True) -> EvalResult:
 
         report = render_report(metrics, out / "report.html", base_dirs=[out])
     return EvalResult(metrics, path, report)
+
+
+def _kept_sections(path: Path, labels: list[str]) -> dict:
+    """Sections another command wrote into an existing metrics.json of the same model (`kws stream-eval`'s
+    `stream`), so re-running the evaluation does not delete them."""
+    if not path.is_file():
+        return {}
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if previous.get("labels") != list(labels) or "stream" not in previous:
+        return {}
+    return {"stream": previous["stream"]}
 
 
 def babble_pool(clips, y_true, speakers, labels: list[str]) -> list[tuple[str, np.ndarray]]:

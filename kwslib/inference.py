@@ -30,6 +30,7 @@ from kwslib.labels import SILENCE, UNKNOWN
 
 WINDOW_HOP_SECONDS = 0.25  # hop of the sliding windows over long audio: a 1 s word is seen whole at least 3 times
 DEFAULT_BATCH_SIZE = 16
+SCORE_TIE = 1e-4  # window scores this close count as equally confident when picking the best window
 ONNX_INPUT = "input_values"
 ONNX_OUTPUTS = ("logits", "probabilities")
 NON_KEYWORDS = (SILENCE, UNKNOWN)
@@ -212,7 +213,7 @@ class Classifier:
         # The best detection is the most confident keyword window; a file with no keyword anywhere reports its most
         # confident window (silence or unknown).
         keyword_windows = [w for w in windows if w.label not in NON_KEYWORDS]
-        best = max(keyword_windows or windows, key=lambda w: w.score)
+        best = _best_window(windows, keyword_windows or windows)
         return Prediction(best.label, best.score, best.top_k, seconds, windows, best)
 
     def _check_batch(self, batch) -> np.ndarray:
@@ -305,6 +306,28 @@ class OnnxClassifier(Classifier):
         batch = self._check_batch(batch)
         (logits,) = self.session.run([ONNX_OUTPUTS[0]], {ONNX_INPUT: batch})
         return logits.astype(np.float32, copy=False)
+
+
+def _best_window(windows: list[WindowPrediction], pool: list[WindowPrediction]) -> WindowPrediction:
+    """The most confident window of `pool`; among windows tied with it (same label, score within `SCORE_TIE`), the
+    middle of the longest run of consecutive ones.
+
+    A confident model saturates: every window holding the whole word scores 1.0, and a plain max() would return the
+    earliest of them, which starts before the word. The middle of the run is the window centred on it.
+    """
+    top = max(pool, key=lambda w: w.score)
+    tied = {id(w) for w in pool if w.label == top.label and w.score >= top.score - SCORE_TIE}
+    runs, run = [], []
+    for w in windows:  # in time order
+        if id(w) in tied:
+            run.append(w)
+        elif run:
+            runs.append(run)
+            run = []
+    if run:
+        runs.append(run)
+    longest = max(runs, key=len)
+    return longest[(len(longest) - 1) // 2]
 
 
 def onnx_metadata(session) -> dict:

@@ -1168,7 +1168,14 @@ _STREAM_KEYS = {
     "miss_rate": ("miss rate", _pct),
     "false_accepts_per_hour": ("false accepts per hour", lambda v: _num(v, ".3g")),
     "latency_ms_median": ("median latency", lambda v: f"{v:,.0f} ms" if _is_num(v) else _num(v)),
+    "latency_ms_p90": ("90th percentile latency", lambda v: f"{v:,.0f} ms" if _is_num(v) else _num(v)),
     "hours": ("hours of audio", lambda v: _num(v, ".3g")),
+    "keywords": ("keywords in the stream", _num),
+    "hits": ("hits", _num),
+    "misses": ("misses", _num),
+    "false_accepts": ("false accepts", _num),
+    "non_keywords": ("other words in the stream", _num),
+    "thresholds": ("per-keyword thresholds", _num),
 }
 
 
@@ -1180,6 +1187,17 @@ def _stream_body(metrics: dict, fig_html: str) -> str:
         shown = fmt(value) if _is_num(value) else _esc(value)
         rows.append([_td(name), _td(shown, raw=True, num=_is_num(value))])
     table = _table(["at the default threshold", ""], rows, numeric={1}) if rows else ""
+    target = (metrics.get("stream") or {}).get("target") or {}
+    if _is_num(target.get("false_accepts_per_hour")):
+        goal = _num(target["false_accepts_per_hour"], ".3g")
+        if _is_num(target.get("threshold")):
+            line = (
+                f"At most {goal} false accepts per hour needs threshold {_num(target['threshold'], '.3g')}, "
+                f"which misses {_pct(target.get('miss_rate'))} of the keywords."
+            )
+        else:
+            line = f"No threshold in the sweep reaches {goal} false accepts per hour."
+        table += f"<p>{_esc(line)}</p>"
     return table + fig_html
 
 
