@@ -10,17 +10,20 @@ DEMO_SPEAKERS ?= 250
 DEMO_EPOCHS ?= 30
 DEMO_REPORT ?= reports/demo/report.html
 DEMO_STREAM_MINUTES ?= 10
+NB_RUN ?= runs/notebooks
+NB_HTML ?= reports/notebooks
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export TOKENIZERS_PARALLELISM ?= false
 # A local wheel folder (this machine's CPU torch) is used when it exists.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install sysdeps demo test lint lab app clean help
+.PHONY: install sysdeps demo-data demo notebooks test lint lab app clean help
 
 help:
 	@echo "make demo   - install, synthesize $(DEMO_DATA), train the compact model into $(DEMO_RUN), evaluate it, write $(DEMO_REPORT)"
 	@echo "make test   - install, lint (ruff) and run the test suite"
+	@echo "make notebooks - run the five notebooks headless (papermill), HTML under $(NB_HTML)/"
 	@echo "make lab    - JupyterLab on notebooks/"
 	@echo "make app    - the Gradio app on http://127.0.0.1:7860"
 
@@ -37,10 +40,13 @@ install: $(STAMP)
 sysdeps:
 	@bash scripts/system-deps.sh
 
-demo: install sysdeps
-	@# The dataset is made once (a complete one has synth.json with "complete": true); the run is made afresh.
+demo-data: install sysdeps
+	@# The dataset is made once (a complete one has synth.json with "complete": true).
 	@$(BIN)/python -c "import json,sys; sys.exit(0 if json.load(open('$(DEMO_DATA)/synth.json')).get('complete') else 1)" 2>/dev/null \
 	  || $(BIN)/kws synth --out $(DEMO_DATA) --speakers $(DEMO_SPEAKERS) --overwrite
+
+demo: demo-data
+	@# The run is made afresh.
 	$(BIN)/kws data-info $(DEMO_DATA) --protocol sc12
 	rm -rf $(DEMO_RUN)
 	$(BIN)/kws train --data $(DEMO_DATA) --protocol sc12 --model compact --out $(DEMO_RUN) --epochs $(DEMO_EPOCHS) --early-stopping-patience 10
@@ -55,8 +61,20 @@ lint: install
 test: install sysdeps lint
 	$(BIN)/python -m pytest -q
 
+# The five notebooks, chained through their parameters (02's run feeds 03-05; 05 runs in dry_run mode against
+# moto), executed headless and exported as HTML.
+notebooks: demo-data
+	@mkdir -p $(NB_RUN) $(NB_HTML)
+	$(BIN)/papermill --no-progress-bar notebooks/01_data_exploration.ipynb $(NB_RUN)/01_data_exploration.ipynb -p data $(DEMO_DATA) -p out $(NB_RUN)/01
+	$(BIN)/papermill --no-progress-bar notebooks/02_finetune.ipynb $(NB_RUN)/02_finetune.ipynb -p data $(DEMO_DATA) -p out $(NB_RUN)/02
+	$(BIN)/papermill --no-progress-bar notebooks/03_evaluate.ipynb $(NB_RUN)/03_evaluate.ipynb -p model $(NB_RUN)/02/model -p data $(DEMO_DATA) -p out $(NB_RUN)/03
+	$(BIN)/papermill --no-progress-bar notebooks/04_export_onnx.ipynb $(NB_RUN)/04_export_onnx.ipynb -p model $(NB_RUN)/02/model -p data $(DEMO_DATA) -p out $(NB_RUN)/04
+	$(BIN)/papermill --no-progress-bar notebooks/05_sagemaker_deploy.ipynb $(NB_RUN)/05_sagemaker_deploy.ipynb -p model $(NB_RUN)/02/model -p out $(NB_RUN)/05
+	$(BIN)/jupyter nbconvert --to html --output-dir $(NB_HTML) $(NB_RUN)/0*.ipynb
+	@echo "notebooks: $(NB_HTML)/"
+
 lab: install
-	$(BIN)/pip install -q -c constraints.txt jupyterlab==4.6.6 ipykernel==7.4.0
+	$(BIN)/pip install -q -c constraints.txt jupyterlab==4.6.6
 	$(BIN)/jupyter lab notebooks/
 
 app: install
