@@ -55,8 +55,8 @@ demo: demo-data
 	$(BIN)/kws report $(DEMO_RUN)/metrics.json --out $(DEMO_REPORT)
 
 lint: install
-	$(BIN)/ruff check kwslib tests benchmarks
-	$(BIN)/ruff format --check kwslib tests benchmarks
+	$(BIN)/ruff check kwslib tests benchmarks app.py
+	$(BIN)/ruff format --check kwslib tests benchmarks app.py
 
 test: install sysdeps lint
 	$(BIN)/python -m pytest -q
@@ -78,7 +78,6 @@ lab: install
 	$(BIN)/jupyter lab notebooks/
 
 app: install
-	@test -f app.py || { echo "app.py is not in this checkout yet (the Gradio app is issue 7)"; exit 2; }
 	$(BIN)/python app.py
 
 clean:
