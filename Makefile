@@ -50,6 +50,8 @@ demo: demo-data
 	$(BIN)/kws data-info $(DEMO_DATA) --protocol sc12
 	rm -rf $(DEMO_RUN)
 	$(BIN)/kws train --data $(DEMO_DATA) --protocol sc12 --model compact --out $(DEMO_RUN) --epochs $(DEMO_EPOCHS) --early-stopping-patience 10
+	$(BIN)/kws export --model $(DEMO_RUN)/model --out $(DEMO_RUN)/model.onnx --quantize int8 --data $(DEMO_DATA)
+	$(BIN)/kws predict --model $(DEMO_RUN)/model.onnx $(DEMO_DATA)/yes/$$(ls $(DEMO_DATA)/yes | head -1) $(DEMO_DATA)/stop/$$(ls $(DEMO_DATA)/stop | head -1) --top-k 3
 	$(BIN)/kws evaluate --model $(DEMO_RUN)/model --data $(DEMO_DATA) --out $(DEMO_RUN) --no-report --quiet
 	$(BIN)/kws stream-eval --model $(DEMO_RUN)/model --data $(DEMO_DATA) --minutes $(DEMO_STREAM_MINUTES) --out $(DEMO_RUN) --quiet
 	$(BIN)/kws report $(DEMO_RUN)/metrics.json --out $(DEMO_REPORT)

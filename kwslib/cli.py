@@ -551,7 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio file, folder, or @list.txt")
     p.add_argument(
-        "--model", default="runs/demo/model", metavar="DIR|FILE.onnx", help="checkpoint folder or exported .onnx"
+        "--model",
+        default="runs/demo/model",
+        metavar="DIR|FILE.onnx",
+        help="checkpoint folder or exported .onnx (default: runs/demo/model)",
     )
     p.add_argument("--top-k", type=int, default=5, help="labels to report per input (default: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per input and line")

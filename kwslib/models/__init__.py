@@ -2,7 +2,9 @@
 
 Built-in names work offline: `compact` (the small BC-ResNet of `kwslib.models.compact`), `wav2vec2-tiny` (a
 random-weight wav2vec2 small enough for tests) and `wav2vec2-base-random` (wav2vec2-base's architecture with random
-weights, for speed benchmarks). Anything else is a hub id or a local checkpoint folder, loaded through the Auto classes.
+weights, for speed benchmarks). `embedding` (`kwslib.models.embedding`: Google's pretrained speech_embedding front end
+plus a small head) downloads its front end once (`frontend_files()`), then works offline too. Anything else is a hub
+id or a local checkpoint folder, loaded through the Auto classes.
 """
 
 from __future__ import annotations
@@ -31,19 +33,22 @@ from kwslib.labels import LabelSet
 
 # Importing compact registers kws-compact with the Auto classes, so load_model and pipeline() find it.
 from kwslib.models.compact import CompactConfig, CompactFeatureExtractor, CompactForAudioClassification
+from kwslib.models.embedding import EmbeddingConfig, EmbeddingForAudioClassification
 
 __all__ = [
     "BUILTIN_MODELS",
     "CompactConfig",
     "CompactFeatureExtractor",
     "CompactForAudioClassification",
+    "EmbeddingConfig",
+    "EmbeddingForAudioClassification",
     "ModelSourceError",
     "WaveformClassifier",
     "build_model",
     "load_model",
 ]
 
-BUILTIN_MODELS = ("compact", "wav2vec2-tiny", "wav2vec2-base-random")
+BUILTIN_MODELS = ("compact", "embedding", "wav2vec2-tiny", "wav2vec2-base-random")
 META_FILE = "kws.json"
 # Config fields that hold a dropout probability in transformers' audio models (wav2vec2, HuBERT, WavLM, AST, Whisper,
 # kws-compact); `build_model(dropout=...)` sets those a config has. Feature-projection and layer drop stay as shipped.
@@ -81,10 +86,16 @@ def build_model(
     a new classification head when their labels differ. `from_scratch` keeps their architecture but not their weights.
     `spec_augment` switches the model's own training-time masking (compact's SpecAugment, wav2vec2's
     `apply_spec_augment`). `freeze_feature_encoder` applies to models that have one (wav2vec2 and kin), including
-    the random-weight built-ins, so that they cost what fine-tuning their pretrained counterpart costs.
+    the random-weight built-ins, so that they cost what fine-tuning their pretrained counterpart costs, and to
+    `embedding`'s speech_embedding front end (frozen: only the head trains).
     """
     if name_or_path == "compact":
         model = CompactForAudioClassification(_configure(CompactConfig(), labels, dropout, spec_augment))
+        feature_extractor = CompactFeatureExtractor()
+    elif name_or_path == "embedding":
+        config = EmbeddingConfig(freeze_frontend=freeze_feature_encoder)
+        model = EmbeddingForAudioClassification(_configure(config, labels, dropout, spec_augment))
+        model.load_frontend()  # FrontendUnavailableError (one line, with the fix) when it cannot be downloaded
         feature_extractor = CompactFeatureExtractor()
     elif name_or_path in ("wav2vec2-tiny", "wav2vec2-base-random"):
         config = _tiny_wav2vec2_config() if name_or_path == "wav2vec2-tiny" else Wav2Vec2Config()
@@ -145,7 +156,7 @@ class WaveformClassifier(torch.nn.Module):
 
     @classmethod
     def wrap(cls, model: PreTrainedModel, feature_extractor) -> WaveformClassifier:
-        return cls(model.eval(), bool(getattr(feature_extractor, "do_normalize", False)))
+        return cls(model.eval(), bool(getattr(feature_extractor, "do_normalize", False))).eval()
 
     def forward(self, input_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = input_values
