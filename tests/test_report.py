@@ -309,9 +309,12 @@ def test_stream_section_is_rendered_when_present_and_tolerant_of_odd_shapes(run_
     page = _render(tmp_path, metrics, base_dirs=[run_dir])
     assert '<section id="streaming">' in page
     assert "6.4%" in page and "240 ms" in page and "hits" in page and "187" in page
+    # the schema checks the stream section, so a malformed one is refused with the field named, not half-drawn
     for odd in [None, [], "soon", {"sweep": "x"}, {"default": {"note": None}, "sweep": [{"threshold": 0.5}, 3]}]:
         metrics["stream"] = odd
-        assert "stream" not in figures(metrics)
+        with pytest.raises(MetricsError, match="stream"):
+            figures(metrics)
+    del metrics["stream"]
     assert 'id="streaming"' not in _render(tmp_path, metrics, base_dirs=[run_dir])
 
 
