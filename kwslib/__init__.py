@@ -21,6 +21,10 @@ _LAZY = {
     "labels_of": "kwslib.data",
     "DataSourceError": "kwslib.data",
     "synthesize": "kwslib.data.synth",
+    "Classifier": "kwslib.inference",
+    "StreamingDetector": "kwslib.streaming",
+    "Detection": "kwslib.streaming",
+    "evaluate_stream": "kwslib.streaming",
 }
 
 __all__ = [
@@ -39,8 +43,10 @@ __all__ = [
 def _register_with_transformers() -> None:
     """Make kwslib's architectures known to transformers' Auto classes (and so to `pipeline`)."""
     from kwslib.models.compact import register
+    from kwslib.models.embedding import register as register_embedding
 
     register()
+    register_embedding()
 
 
 class _RegisterOnTransformersImport(importlib.abc.MetaPathFinder):

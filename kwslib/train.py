@@ -5,6 +5,14 @@ counters are written atomically every N steps and at every epoch end; `--resume`
 skips the batches already seen. Shuffling (accelerate's seedable sampler, seed + epoch) and augmentation (keyed by
 seed, epoch and clip) depend on nothing else, so a resumed run sees the same batches as an uninterrupted one.
 The same code runs under `accelerate launch` on several GPUs: only the main process writes files.
+
+Feature cache: a model whose input features are a fixed function of the audio (`model.fixed_features`, e.g. the
+`embedding` model's frozen speech_embedding front end) spends nearly all of a training step computing them. For such a
+model the loop first computes them once (`cache_features`) for `feature_cache_epochs` augmented copies of the training
+split, keyed like the uncached path by (seed, epoch, clip), and once for validation and test; it then trains on those
+tensors, passed to the model as `input_features`. Epoch e reads copy e % feature_cache_epochs, so the first
+`feature_cache_epochs` epochs see exactly the features of the uncached path, and later ones reuse their augmentations.
+A resumed run rebuilds the same cache, so resuming keeps its guarantee.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ MODEL_DIR = "model"
 BEST_DIR = "best_model"
 LOG_FILE = "train_log.jsonl"
 METRICS_FILE = "metrics.json"
-DEFAULT_LR = {"compact": 3e-3}
+DEFAULT_LR = {"compact": 3e-3, "embedding": 1e-3}
 FALLBACK_LR = 3e-5  # pretrained transformers (wav2vec2 fine-tuning)
 
 
@@ -101,6 +109,57 @@ class Collator:
         audio, labels = zip(*batch)
         features = self.feature_extractor(list(audio), sampling_rate=SAMPLE_RATE, return_tensors="pt")
         return {"input_values": features["input_values"], "labels": torch.tensor(labels, dtype=torch.long)}
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Precomputed model features of one split, `[copies, clips, ...]`: epoch e reads copy e % copies."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
+        self.features, self.labels = features, labels
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.features[self.epoch % len(self.features), int(index)], self.labels[int(index)]
+
+
+def collate_features(batch) -> dict:
+    """Batches (features, label) pairs of a `FeatureDataset` into the model's `input_features` and `labels`."""
+    features, labels = zip(*batch)
+    return {"input_features": torch.stack(features), "labels": torch.stack(labels)}
+
+
+def cache_features(
+    model, clips: ClipDataset, collate, *, copies: int, batch_size: int, num_workers: int, device, progress=None
+) -> FeatureDataset:
+    """`model.compute_features` of every clip of `clips`, for epochs 0 .. copies - 1 of its augmentation (one copy
+    when it has no augmenter): what the uncached path computes in those epochs, clip for clip."""
+    copies = copies if clips.augmenter is not None else 1
+    was_training = model.training
+    model.eval()
+    out, labels = [], None
+    for epoch in range(copies):
+        clips.set_epoch(epoch)
+        # A private generator: building the cache must leave the global RNG (dropout) where an uncached run has it.
+        loader = DataLoader(
+            clips, batch_size=batch_size, collate_fn=collate, num_workers=num_workers, generator=torch.Generator()
+        )
+        parts, targets = [], []
+        with torch.no_grad():
+            for batch in loader:
+                parts.append(model.compute_features(batch["input_values"].to(device)).float().cpu())
+                targets.append(batch["labels"])
+                if progress is not None:
+                    progress.update(len(batch["labels"]))
+        out.append(torch.cat(parts))
+        labels = torch.cat(targets)
+    model.train(was_training)
+    return FeatureDataset(torch.stack(out), labels)
 
 
 def torch_threads(num_workers: int, cores: int | None = None) -> int:
@@ -192,11 +251,38 @@ def train(
     train_set = ClipDataset(dataset["train"], clip_samples, augmenter, train_cfg.seed)
     collate = Collator(feature_extractor)
     loader_args = dict(collate_fn=collate, num_workers=train_cfg.num_workers)
+    eval_sets = {
+        split: ClipDataset(dataset[split], clip_samples) for split in ("validation", "test") if len(dataset[split])
+    }
+    cache_note = None
+    if train_cfg.feature_cache_epochs and getattr(model, "fixed_features", False):
+        started = time.perf_counter()
+        copies = min(train_cfg.feature_cache_epochs, train_cfg.epochs)
+        total = len(train_set) * (copies if augmenter else 1) + sum(len(s) for s in eval_sets.values())
+        model.to(accelerator.device)
+        cache_args = dict(batch_size=train_cfg.batch_size, num_workers=train_cfg.num_workers, device=accelerator.device)
+        with tqdm(
+            total=total,
+            desc="kws train: caching features",
+            disable=not (progress and accelerator.is_local_main_process),
+            unit="clip",
+            mininterval=0.1 if sys.stderr.isatty() else 30.0,
+        ) as bar:
+            train_set = cache_features(model, train_set, collate, copies=copies, progress=bar, **cache_args)
+            eval_sets = {
+                k: cache_features(model, s, collate, copies=1, progress=bar, **cache_args) for k, s in eval_sets.items()
+            }
+        cache_note = {
+            "copies": len(train_set.features),
+            "clips": total,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        # The tensors are in memory: worker processes would only copy them.
+        loader_args = dict(collate_fn=collate_features, num_workers=0)
     train_loader = DataLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True, **loader_args)
     eval_loaders = {
-        split: DataLoader(ClipDataset(dataset[split], clip_samples), batch_size=train_cfg.batch_size * 2, **loader_args)
-        for split in ("validation", "test")
-        if len(dataset[split])
+        split: DataLoader(eval_set, batch_size=train_cfg.batch_size * 2, **loader_args)
+        for split, eval_set in eval_sets.items()
     }
 
     lr = train_cfg.lr or default_lr(train_cfg.model)
@@ -242,6 +328,13 @@ def train(
         f"{train_cfg.batch_size * train_cfg.gradient_accumulation_steps * accelerator.num_processes}, lr {lr:g}\n"
         f"  {len(train_set)} train / {len(dataset['validation'])} validation / {len(dataset['test'])} test clips, "
         f"{updates_per_epoch} updates per epoch, {total_updates} updates at most"
+        + (
+            f"\n  feature cache: {cache_note['copies']} cop{'y' if cache_note['copies'] == 1 else 'ies'} of the "
+            f"training split (epoch e trains on copy e % {cache_note['copies']}) + validation/test, "
+            f"{cache_note['clips']} clips in {cache_note['seconds']:.0f} s"
+            if cache_note
+            else ""
+        )
         + (
             f"\n  resuming from {resume_from.name} (epoch {state.epoch}, step {state.global_step})"
             if resume_from
@@ -358,6 +451,7 @@ def train(
             "step_seconds": round(state.step_seconds, 2),
             # Training steps only (loading included); validation and checkpoints are in `seconds`.
             "samples_per_second": round(state.train_samples / max(state.step_seconds, 1e-9), 1),
+            **({"feature_cache": cache_note} if cache_note else {}),
         },
     }
     for split, loader in eval_loaders.items():
@@ -382,7 +476,7 @@ def _evaluate(model, loader, accelerator, labels: list[str]) -> dict:
     logits, targets = [], []
     with torch.no_grad():
         for batch in loader:
-            out = model(input_values=batch["input_values"])
+            out = model(**{k: v for k, v in batch.items() if k != "labels"})
             lg, tg = accelerator.gather_for_metrics((out.logits.float(), batch["labels"]))
             logits.append(lg.cpu())
             targets.append(tg.cpu())
