@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -30,13 +29,11 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 
 import httpx
 import numpy as np
-from context import cpu_name, git_commit, git_modified_files, load1
+from context import cpu_name, load1, machine_context
 
 from kwslib.audio import write_wav
 from kwslib.evaluation import write_json_atomic
@@ -276,19 +273,7 @@ def main(argv: list[str] | None = None) -> None:
                 "app_limits": "upload concurrency 2, queue size 64, 1 torch thread per request (AppConfig defaults)",
                 "request_timeout_s": REQUEST_TIMEOUT_SECONDS,
             },
-            "context": {
-                "commit": git_commit(),
-                "modified_files": git_modified_files(),
-                "cpu": cpu_name(),
-                "cpu_count": os.cpu_count(),
-                "load1_before": load_before,
-                "load1_after": load_after,
-                "python": platform.python_version(),
-                "gradio": version("gradio"),
-                "gradio_client": version("gradio_client"),
-                "torch": version("torch"),
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
+            "context": machine_context(load_before, packages=("gradio", "gradio_client", "torch")),
         },
     )
     print(f"wrote {args.out}")

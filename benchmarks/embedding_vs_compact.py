@@ -36,17 +36,14 @@ import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from context import cpu_name, git_commit, git_modified_files, load1  # noqa: E402
+from context import cpu_name, load1, machine_context  # noqa: E402
 
 from kwslib.config import SAMPLE_RATE, AugmentConfig, DataConfig, EvalConfig, TrainConfig  # noqa: E402
 from kwslib.evaluation import evaluate, write_json_atomic  # noqa: E402
@@ -337,20 +334,7 @@ def main(argv: list[str] | None = None) -> None:
                 "latency": f"batch 1, 1 thread, median of {args.latency_runs}",
                 "uncached_steps": args.uncached_steps,
             },
-            "context": {
-                "commit": git_commit(),
-                "modified_files": git_modified_files(),
-                "cpu": cpu_name(),
-                "cpu_count": os.cpu_count(),
-                "load1_before": load_before,
-                "load1_after": load_after,
-                "seconds": round(seconds, 1),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "transformers": version("transformers"),
-                "onnxruntime": version("onnxruntime"),
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
+            "context": machine_context(load_before, seconds=seconds, packages=("torch", "transformers", "onnxruntime")),
         },
     )
     print(f"wrote {args.out} ({seconds:.0f} s)")

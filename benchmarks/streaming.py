@@ -32,18 +32,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from context import cpu_name, git_commit, git_modified_files, load1  # noqa: E402
+from context import cpu_name, load1, machine_context  # noqa: E402
 
 from kwslib.config import SAMPLE_RATE, DataConfig, StreamConfig  # noqa: E402
 from kwslib.evaluation import write_json_atomic  # noqa: E402
@@ -273,20 +270,7 @@ def main(argv: list[str] | None = None) -> None:
                 "threads": 1,
                 "quick": args.quick,
             },
-            "context": {
-                "commit": git_commit(),
-                "modified_files": git_modified_files(),
-                "cpu": cpu_name(),
-                "cpu_count": os.cpu_count(),
-                "load1_before": load_before,
-                "load1_after": load_after,
-                "seconds": round(elapsed, 1),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "onnxruntime": version("onnxruntime"),
-                "silero_vad": version("silero-vad"),
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
+            "context": machine_context(load_before, seconds=elapsed, packages=("torch", "onnxruntime", "silero-vad")),
         },
     )
     print(f"wrote {args.out} ({elapsed:.0f} s)")
