@@ -269,6 +269,13 @@ class StreamConfig:
         default=False, metadata=_help("skip the model on windows without speech (silero-vad on onnxruntime)")
     )
     vad_threshold: float = field(default=0.5, metadata=_help("silero-vad speech probability that counts as speech"))
+    incremental: bool | None = field(
+        default=None,
+        metadata=_help(
+            "embedding models: compute each 80 ms speech embedding once and reuse it in later windows (default: on "
+            "for an embedding checkpoint folder; --no-incremental scores every window from its samples)"
+        ),
+    )
     batch_size: int = field(
         default=16, metadata=_help("windows scored per model call when processing files and streams offline")
     )

@@ -290,10 +290,20 @@ class StreamingDetector:
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_backlog_seconds: float | None = None,
         record: bool = False,
+        incremental: bool | None = None,
     ):
         self.classifier = classifier
         self.labels = list(classifier.labels)
         self.sample_rate = sr = int(classifier.sample_rate)
+        why_not = IncrementalScorer.unsupported(classifier)
+        if incremental and why_not:
+            raise ValueError(f"--incremental: {why_not}; drop --incremental to score whole windows")
+        if incremental and window is not None:
+            raise ValueError("--window cannot be set with --incremental: the model's embeddings fix the window")
+        wanted = incremental or (incremental is None and window is None)  # auto: unless a window was asked for
+        self.incremental = IncrementalScorer(classifier) if wanted and not why_not else None
+        if self.incremental is not None:
+            window = self.incremental.window_samples / sr
         window = classifier.clip_seconds if window is None else window
         if not (isinstance(window, (int, float)) and window > 0):
             raise ValueError(f"--window {window} must be greater than 0 seconds")
@@ -336,7 +346,9 @@ class StreamingDetector:
         # scored, and the last `smoothing` probability rows.
         self._ring = np.zeros(self.window_samples, dtype=np.float32)
         capacity = max(self.batch_size, self.max_backlog_hops or 1)
-        self._batch = np.zeros((capacity, self.window_samples), dtype=np.float32)
+        # Incremental scoring reads no window samples: a slot then only stands for its window's end.
+        self._batch = np.zeros((capacity, 0 if self.incremental is not None else self.window_samples), dtype=np.float32)
+        self._slot_ends = np.zeros(capacity, dtype=np.int64)
         self._history = np.zeros((self.smoothing, len(self.labels)), dtype=np.float32)
         self.reset()
 
@@ -359,6 +371,7 @@ class StreamingDetector:
             batch_size=cfg.batch_size,
             max_backlog_seconds=cfg.max_backlog_seconds if live else None,
             record=record,
+            incremental=cfg.incremental,
         )
 
     # -- state -------------------------------------------------------------------------------------------------
@@ -375,6 +388,8 @@ class StreamingDetector:
         self.trigger.reset()
         if self.vad is not None:
             self.vad.reset()
+        if self.incremental is not None:
+            self.incremental.reset()
         self.scored_windows = 0
         self.skipped_windows = 0
         self.dropped_windows = 0
@@ -388,8 +403,9 @@ class StreamingDetector:
 
     def end_padding(self) -> float:
         """Seconds of silence to push after a recording ends: `smoothing` hops, so the window ending at the last
-        sample gets as many successors to average with as any other (a word at the very end is not cut short)."""
-        return self.smoothing * self.hop
+        sample gets as many successors to average with as any other (a word at the very end is not cut short); plus,
+        incrementally, half a window, for a word at the very end to reach the middle of one as in training."""
+        return self.smoothing * self.hop + (self.window / 2 if self.incremental is not None else 0.0)
 
     def posteriors(self) -> tuple[np.ndarray, np.ndarray]:
         """(window end of every scored hop in samples `[N]`, smoothed probabilities `[N, C]`); needs `record=True`."""
@@ -408,6 +424,8 @@ class StreamingDetector:
         t0, t1 = self._total, self._total + len(x)
         if self.vad is not None:
             self._update_speech(x, t0)
+        if self.incremental is not None:
+            self.incremental.push(x)
         first = max(self._first_hop, t0 // self.hop_samples + 1)
         last = t1 // self.hop_samples
         if self.live and last - first + 1 > self.max_backlog_hops:
@@ -427,12 +445,15 @@ class StreamingDetector:
             if self.vad is not None and not self._has_speech(end):
                 self._pending.append((end, None))
             else:
-                self._read_window(end, x, t0, self._batch[self._slots])
+                if self.incremental is None:
+                    self._read_window(end, x, t0, self._batch[self._slots])
+                self._slot_ends[self._slots] = end
                 self._pending.append((end, self._slots))
                 self._slots += 1
             if not self.live and (k + 1) % self.batch_size == 0:
                 events += self._score_pending()
-        self._write_ring(x, t0)
+        if self.incremental is None:
+            self._write_ring(x, t0)
         self._total = t1
         if self.live:
             events += self._score_pending()
@@ -507,7 +528,10 @@ class StreamingDetector:
         if not self._pending:
             return []
         probs = None
-        if self._slots:
+        if self.incremental is not None:
+            # Embeddings up to the last pending end, even when the VAD skipped every window: the stream goes on.
+            probs = self.incremental.probabilities(self._slot_ends[: self._slots], upto=self._pending[-1][0])
+        elif self._slots:
             probs = self.classifier.probabilities(self._batch[: self._slots], batch_size=self._slots)
         self.scored_windows += self._slots
         events = []
@@ -534,9 +558,100 @@ class StreamingDetector:
     def __repr__(self) -> str:
         mode = f"live, max backlog {self.max_backlog_seconds} s" if self.live else "offline"
         return (
-            f"StreamingDetector(window {self.window} s, hop {self.hop} s, smoothing {self.smoothing}, "
-            f"refractory {self.refractory} s, vad {self.vad is not None}, {mode})"
+            f"StreamingDetector(window {self.window:g} s, hop {self.hop} s, smoothing {self.smoothing}, "
+            f"refractory {self.refractory} s, vad {self.vad is not None}, incremental {self.incremental is not None}, "
+            f"{mode})"
         )
+
+
+class IncrementalScorer:
+    """An embedding model's windows from speech embeddings computed once each (`kwslib.models.embedding`).
+
+    Scoring every window from its samples recomputes the 16 speech embeddings the head sees (one per 80 ms) for each
+    hop, though all but one or two were computed for the previous hop. Here `StreamingFrontend` computes each
+    embedding once as the audio arrives; the window ending at sample `end` is the head applied to the 16 newest
+    embeddings complete by `end` (its samples are the model's `buffer_samples`, 1.98 s, ending up to 80 ms before
+    `end`). What the head sees is then 1.98 s of the stream itself, where scoring a 1 s window centres it in zeros,
+    as in training: two different inputs, both measured by `kws stream-eval` (`--incremental/--no-incremental`).
+    The embeddings equal the ones the front end gives for those samples as one clip, to float rounding
+    (tests/test_streaming.py), apart from the mel floor: per frame here, per clip there (`MelSpectrogram`).
+    """
+
+    @staticmethod
+    def unsupported(classifier) -> str | None:
+        """Why `classifier` cannot be scored incrementally, or None if it can."""
+        from kwslib.models.embedding import EmbeddingForAudioClassification
+
+        model = getattr(classifier, "model", None)
+        if not isinstance(model, EmbeddingForAudioClassification):
+            if getattr(classifier, "backend", "") == "onnxruntime":
+                return "an exported .onnx graph is scored whole; give the checkpoint folder of an embedding model"
+            return "only embedding models (--model embedding) compute reusable embeddings"
+        if getattr(classifier.module, "normalize", False):
+            return "this checkpoint normalises each window, so its embeddings cannot be reused"
+        return None
+
+    def __init__(self, classifier):
+        from kwslib.models.embedding import EMBEDDING_DIM, StreamingFrontend, embedding_span
+
+        self.model = classifier.model
+        self.frames = int(self.model.config.embedding_frames)
+        self.dim = EMBEDDING_DIM
+        self.frontend = StreamingFrontend(self.model.frontend)
+        self.step = embedding_span(1)[0]  # samples between embeddings (1280)
+        self.span = embedding_span(0)[1]  # samples one embedding covers (12,512)
+        self.window_samples = self.step * (self.frames - 1) + self.span  # the model's buffer_samples
+        self.reset()
+
+    def reset(self) -> None:
+        self.frontend.reset()
+        self._audio: list[np.ndarray] = []  # pushed, not yet given to the front end
+        self._fed = 0  # samples given to the front end
+        self._embeddings = np.zeros((0, self.dim), dtype=np.float32)
+        self._first = 0  # index of self._embeddings[0] in the stream's embeddings
+
+    def push(self, samples: np.ndarray) -> None:
+        self._audio.append(samples)
+
+    def _advance(self, upto: int) -> None:
+        """Give the front end the samples up to `upto` (absolute) and keep the embeddings later windows need."""
+        import torch
+
+        if upto <= self._fed:
+            return
+        audio = np.concatenate(self._audio) if len(self._audio) > 1 else self._audio[0]
+        take = upto - self._fed
+        new = self.frontend.push(torch.from_numpy(np.ascontiguousarray(audio[:take]))).numpy()
+        self._audio = [audio[take:]] if take < len(audio) else []
+        self._fed = upto
+        self._embeddings = np.concatenate([self._embeddings, new])
+
+    def _last_index(self, end: int) -> int:
+        """The newest embedding complete at sample `end`."""
+        return (end - self.span) // self.step
+
+    def probabilities(self, ends: np.ndarray, *, upto: int) -> np.ndarray:
+        """Class probabilities `[len(ends), C]` of the windows ending at `ends` (ascending, all <= `upto`)."""
+        import torch
+
+        from kwslib.inference import softmax
+
+        self._advance(upto)
+        out = np.zeros((len(ends), self.model.config.num_labels), dtype=np.float32)
+        if len(ends):
+            last = np.array([self._last_index(int(e)) for e in ends]) - self._first
+            if last.min() - self.frames + 1 < 0:
+                raise RuntimeError("incremental scoring lost embeddings it still needed")  # a bug, not bad input
+            index = last[:, None] + np.arange(1 - self.frames, 1)[None, :]
+            features = torch.from_numpy(self._embeddings[index])
+            with torch.inference_mode():
+                logits = self.model(input_features=features).logits
+            out = softmax(logits.float().numpy())
+        # Later windows end after `upto`, so they need embeddings from this one on.
+        keep_from = max(self._last_index(upto) - self.frames + 1 - self._first, 0)
+        self._embeddings = self._embeddings[keep_from:]
+        self._first += keep_from
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -930,6 +1045,7 @@ def score_stream(
             "vad": detector.vad is not None,
             "vad_threshold": detector.vad_threshold if detector.vad is not None else None,
             "batch_size": detector.batch_size,
+            "incremental": detector.incremental is not None,
         },
         "runtime": {
             "seconds": round(wall, 3),

@@ -26,6 +26,8 @@ from kwslib.models.embedding import (
     EmbeddingForAudioClassification,
     FrontendUnavailableError,
     SpeechEmbeddingFrontend,
+    StreamingFrontend,
+    embedding_span,
     frontend_files,
     samples_for_embeddings,
 )
@@ -93,15 +95,45 @@ def test_frontend_matches_the_onnx_originals(frontend, sessions, seconds, seed):
     np.testing.assert_allclose(end_to_end, ref_embeddings, atol=2 * TOLERANCE, rtol=0)
 
 
-def test_streaming_steps_match_the_whole_buffer(frontend):
-    x = torch.from_numpy(speechlike(1.5, 3) / 32768.0).float()[None]
+@pytest.mark.parametrize("chunks", [(1280,), (160, 777, 1, 5000), (16000,)])
+def test_incremental_embeddings_equal_the_batch_ones(frontend, chunks):
+    rng = np.random.default_rng(4)
+    # Speech over recorded-like noise (no digital silence), 4.3 s: not a whole number of steps.
+    x = speechlike(4.3, 5) / 32768.0 + 0.002 * rng.standard_normal(int(4.3 * SR))
+    x = torch.from_numpy(x).float()
+    stream = StreamingFrontend(frontend)
+    parts, i, k = [], 0, 0
+    while i < len(x):
+        n = chunks[k % len(chunks)]
+        parts.append(stream.push(x[i : i + n]))
+        i, k = i + n, k + 1
+    incremental = torch.cat(parts)
     with torch.no_grad():
-        mel = frontend.melspectrogram(x)[:, : 76 + 8 * 5]
-        whole = frontend.embed(mel)
-        torch.testing.assert_close(frontend.embed_last_steps(mel, 2), whole[:, -2:], atol=TOLERANCE, rtol=0)
-        torch.testing.assert_close(frontend.embed_last_steps(mel), whole[:, -1:], atol=TOLERANCE, rtol=0)
-    with pytest.raises(ValueError, match="need the last 92"):
-        frontend.embed_last_steps(mel[:, :80], 3)
+        per_frame = frontend.embedding(frontend.mel(x[None], per_frame_floor=True))[0]
+        batch = frontend(x[None])[0]  # the model's own path: floor per clip
+    assert incremental.shape == batch.shape == per_frame.shape
+    assert stream.embeddings == len(batch) == (((len(x) - 512) // 160 + 1) - 76) // 8 + 1
+    torch.testing.assert_close(incremental, per_frame, atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(incremental, batch, atol=TOLERANCE, rtol=0)  # no frame spans 80 dB here
+    # Embedding j is the front end's one embedding of exactly the samples embedding_span(j) says.
+    for j in (0, 7, len(batch) - 1):
+        start, end = embedding_span(j)
+        with torch.no_grad():
+            alone = frontend(x[None, start:end])[0]
+        assert alone.shape == (1, 96)
+        torch.testing.assert_close(incremental[j], alone[0], atol=TOLERANCE, rtol=0)
+    stream.reset()
+    assert stream.push(x[:1000]).shape == (0, 96) and stream.embeddings == 0
+
+
+def test_per_frame_floor_differs_only_on_digital_silence(frontend):
+    x = torch.zeros(1, 16000)
+    x[0, 6000:9000] = torch.from_numpy(speechlike(3000 / SR, 6) / 32768.0).float()
+    with torch.no_grad():
+        per_clip, per_frame = frontend.mel(x), frontend.mel(x, per_frame_floor=True)
+    voiced = slice(40, 50)  # frames entirely inside the sound
+    torch.testing.assert_close(per_clip[:, voiced], per_frame[:, voiced])
+    assert per_frame[0, 0].max() < per_clip[0, 0].min()  # silence: the clip's floor vs the digital floor
 
 
 def test_buffer_gives_the_configured_number_of_embeddings(frontend):

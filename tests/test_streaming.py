@@ -450,3 +450,85 @@ def test_cli_stream_without_a_microphone_library_says_how_to_install(trained_mod
     assert main(["stream", "--model", str(trained_model / "model")]) == 2
     err = capsys.readouterr().err
     assert "pip install sounddevice" in err and "libportaudio2" in err
+
+
+# -- incremental scoring of embedding models ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedding_clf():
+    """An embedding model (the real speech_embedding front end) with a random head whose logits are large enough
+    to move the probabilities; what it detects does not matter, only that incremental and whole-window scoring agree."""
+    import torch
+
+    from kwslib.inference import TorchClassifier
+    from kwslib.labels import label_set
+    from kwslib.models import WaveformClassifier, build_model
+
+    labels = label_set("sc12")
+    torch.manual_seed(0)
+    model, feature_extractor = build_model("embedding", labels)
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.normal_(std=0.05 if p.ndim > 1 else 0.5)
+    return TorchClassifier(WaveformClassifier.wrap(model, feature_extractor), list(labels.labels))
+
+
+def noisy_words(seconds: float = 7.0) -> np.ndarray:
+    """Tones over low noise (no digital silence, where the per-frame and per-clip mel floors differ)."""
+    rng = np.random.default_rng(8)
+    x = planted(2.2, ("yes", 1.0), 1.3, ("no", 0.8), seconds - 5.3)
+    return x + (0.003 * rng.standard_normal(len(x))).astype(np.float32)
+
+
+def test_incremental_windows_equal_the_model_on_their_samples(embedding_clf):
+    from kwslib.streaming import IncrementalScorer
+
+    detector = StreamingDetector(embedding_clf, smoothing=1, record=True)
+    assert detector.incremental is not None and "incremental True" in repr(detector)
+    assert detector.window_samples == 31_712  # the model's buffer: 16 embeddings
+    x = noisy_words()
+    detector.predict_clip(x, padding_seconds=0.0)
+    ends, probs = detector.posteriors()
+    assert ends[0] == 32_000 and detector.scored_windows == len(ends) == len(x) // 1600 - 20 + 1
+    scorer = IncrementalScorer(embedding_clf)
+    for end, row in zip(ends[::7], probs[::7]):
+        last = (int(end) - 12_512) // 1280  # the newest embedding complete at `end`
+        start = 1280 * (last - 15)
+        whole = embedding_clf.probabilities(x[start : start + scorer.window_samples][None])[0]
+        np.testing.assert_allclose(row, whole, atol=1e-4)
+
+
+def test_incremental_events_do_not_depend_on_chunking(embedding_clf):
+    x = noisy_words()
+    detector = StreamingDetector(embedding_clf, threshold=0.3, record=True)
+    runs = []
+    for chunk in (160, 1280, 777, 16_000):
+        events = run(detector, x, chunk)
+        runs.append((events, detector.posteriors()[1]))
+    for events, posteriors in runs[1:]:
+        assert events == runs[0][0]
+        np.testing.assert_array_equal(posteriors, runs[0][1])
+
+
+def test_incremental_live_mode_and_vad_keep_the_embeddings_going(embedding_clf):
+    x = noisy_words()
+    offline = StreamingDetector(embedding_clf, smoothing=1, record=True)
+    offline.predict_clip(x, padding_seconds=0.0)
+    ends, probs = offline.posteriors()
+    live = StreamingDetector(embedding_clf, smoothing=1, record=True, max_backlog_seconds=0.5)
+    run(live, x[: 4 * SR], 1600)
+    live.push(x[4 * SR :])  # 3 s at once: only the newest windows are scored, from continuous embeddings
+    assert live.dropped_windows > 0
+    live_ends, live_probs = live.posteriors()
+    np.testing.assert_allclose(live_probs[-3:], probs[np.searchsorted(ends, live_ends[-3:])], atol=1e-4)
+
+
+def test_incremental_is_automatic_for_embedding_checkpoints_only(clf, embedding_clf):
+    assert StreamingDetector(clf).incremental is None
+    assert StreamingDetector(embedding_clf, window=1.0).incremental is None  # a window was asked for
+    assert StreamingDetector(embedding_clf, incremental=False).incremental is None
+    with pytest.raises(ValueError, match="--incremental: only embedding models"):
+        StreamingDetector(clf, incremental=True)
+    with pytest.raises(ValueError, match="--window cannot be set with --incremental"):
+        StreamingDetector(embedding_clf, incremental=True, window=1.0)
