@@ -21,12 +21,15 @@ The chain, each stage drawn on its own:
      decaying noise, RT60 in `RT60_RANGE_S`), level-matched so the SNR below refers to the reverberant speech;
   3. background noise with probability `noise_prob`: a random crop of a random recording (looped when shorter
      than the clip) at an SNR uniform in [`min_snr_db`, `max_snr_db`] relative to the clip's RMS;
-  4. gain uniform in +/- `gain_db` (audiomentations `Gain`);
+  4. gain uniform in +/- `gain_db` (audiomentations `Gain`; +/- 20 dB by default, from a quiet talker far
+     away to a loud one at the microphone), then clipped to [-1, 1] as a real ADC would: a loud talker is
+     recorded clipped, and `kws evaluate`'s `level:+20dB` condition plays exactly that;
   5. band-limited "device" colouring with probability `device_prob` (audiomentations `BandPassFilter`),
      last because the microphone hears the room, the noise and the level together.
 Reverb comes before noise on purpose: the talker is in the room, while the noise recordings already carry
-their own room. Finally a clip whose peak exceeds 1 is scaled down to peak 1 (scaling keeps the SNR and
-spectrum that were drawn; hard clipping would add distortion nobody asked for).
+their own room. Whatever still exceeds full scale at the end (the band-pass's overshoot, or loud noise with
+the gain stage off) is scaled down to peak 1: that excess is an artefact of the chain, not of a recording, so
+it gets no clipping distortion.
 
 An `Augmenter` is not thread-safe (the audiomentations transforms hold their parameters between set and
 apply); data-loader workers are processes, each with its own copy.
@@ -275,12 +278,15 @@ class Augmenter:
         return samples + crop * np.float32(clean_rms * 10.0 ** (-snr_db / 20.0) / noise_rms)
 
     def gain(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Scale by a uniform gain in +/- gain_db."""
+        """Scale by a uniform gain in +/- gain_db, then clip to [-1, 1]."""
         if self.cfg.gain_db == 0:
             return samples
         gain_db = rng.uniform(-self.cfg.gain_db, self.cfg.gain_db)
         self._gain.parameters = {"should_apply": True, "amplitude_ratio": 10.0 ** (gain_db / 20.0)}
-        return self._gain.apply(samples, self.sample_rate).astype(np.float32, copy=False)
+        louder = self._gain.apply(samples, self.sample_rate).astype(np.float32, copy=False)
+        # Clipped, not rescaled, as a real ADC would clip it: at +20 dB a normal-level word exceeds full scale,
+        # and the model should learn what such a word sounds like (kwslib.conditions' level:+20dB does the same).
+        return np.clip(louder, -PEAK_LIMIT, PEAK_LIMIT)
 
     def device(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Band-pass like a small microphone or a phone line: a random low cut, high cut and steepness."""

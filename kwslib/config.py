@@ -76,6 +76,16 @@ class SynthConfig:
     words: list[str] | None = field(
         default=None, metadata=_help("words or short phrases to speak (default: the 35 Speech Commands words)")
     )
+    extra_words: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "non-keyword words for a more varied _unknown_, a few per speaker (default: about 60 common words, "
+            "many close to the sc12 keywords, unless --words is given); 'none' disables them"
+        ),
+    )
+    extra_words_per_speaker: int = field(
+        default=6, metadata=_help("extra words each speaker says, drawn per speaker (0 = none)")
+    )
     speakers: int = field(default=150, metadata=_help("number of synthetic speakers (engine + voice + prosody)"))
     engines: list[str] = field(
         default_factory=lambda: ["espeak-ng", "flite", "festival"],
@@ -100,6 +110,12 @@ class SynthConfig:
             raise ValueError(f"--jobs {self.jobs} must be 0 (one per core) or a positive number")
         if self.words is not None and not [w for w in self.words if w.strip()]:
             raise ValueError("--words is empty; give at least one word, e.g. --words yes,no")
+        if self.extra_words is not None and [w.strip().lower() for w in self.extra_words] == ["none"]:
+            self.extra_words = []  # the CLI's spelling of "no extra words" (a list option cannot be empty there)
+        if self.extra_words_per_speaker < 0:
+            raise ValueError(
+                f"--extra-words-per-speaker {self.extra_words_per_speaker} must be 0 (no extra words) or more"
+            )
 
 
 @dataclass
@@ -111,7 +127,9 @@ class AugmentConfig:
     noise_prob: float = field(default=0.8, metadata=_help("probability of mixing in background noise"))
     min_snr_db: float = field(default=0.0, metadata=_help("lowest signal-to-noise ratio of the mixed noise"))
     max_snr_db: float = field(default=20.0, metadata=_help("highest signal-to-noise ratio of the mixed noise"))
-    gain_db: float = field(default=6.0, metadata=_help("random gain of up to +/- this many dB"))
+    gain_db: float = field(
+        default=20.0, metadata=_help("random gain of up to +/- this many dB, then clipped to [-1, 1] like an ADC")
+    )
     reverb_prob: float = field(default=0.1, metadata=_help("probability of a synthetic room reverb"))
     device_prob: float = field(default=0.1, metadata=_help("probability of a band-limited 'device' colouring"))
     spec_augment: bool = field(

@@ -243,14 +243,28 @@ def test_gain_stays_within_gain_db(speech):
     assert min(gains) < -3.0 and max(gains) > 3.0
 
 
-def test_loud_output_is_scaled_down_not_clipped():
+def test_default_gain_spans_20_db_each_way(speech):
+    assert AugmentConfig().gain_db == 20.0
+    aug = Augmenter(with_(OFF, gain_db=AugmentConfig().gain_db), [])
+    quiet = speech * np.float32(0.01)  # peak 0.004: +20 dB stays below full scale, so the gain can be measured
+    gains = [db(rms(aug(quiet, clip_rng(0, 0, i))) / rms(quiet)) for i in range(100)]
+    assert all(-20.0 - 1e-3 <= g <= 20.0 + 1e-3 for g in gains)
+    assert min(gains) < -12.0 and max(gains) > 12.0  # well beyond the old +/- 6 dB
+
+
+def test_loud_output_is_clipped_like_an_adc():
     aug = Augmenter(with_(OFF, gain_db=20.0), [])
-    x = tone(440, amp=0.9)
-    for i in range(20):
+    x = tone(440, amp=0.5)
+    small = int(np.argmin(np.where(np.abs(x) > 0.05, np.abs(x), np.inf)))  # a sample no gain can clip
+    clipped = 0
+    for i in range(40):
         out = aug(x, clip_rng(0, 0, i))
         assert np.max(np.abs(out)) <= 1.0
-        # the waveform keeps its shape: a scaled copy of the input
-        np.testing.assert_allclose(out, x * (out[np.argmax(x)] / x.max()), atol=1e-5)
+        gain = out[small] / x[small]
+        # the input times the drawn gain, cut at full scale: flat tops, not a scaled-down copy
+        np.testing.assert_allclose(out, np.clip(x * gain, -1.0, 1.0), atol=1e-5)
+        clipped += gain * 0.5 > 1.0
+    assert 0 < clipped < 40
 
 
 def test_device_colouring_cuts_50_hz_and_keeps_1_khz():

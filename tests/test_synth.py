@@ -18,6 +18,7 @@ from kwslib.data import synth
 from kwslib.labels import BACKGROUND_NOISE_DIR, SC35_WORDS
 
 WORDS = ["yes", "seven", "turn on"]
+EXTRA = ["yet", "cup", "town", "light", "goal"]  # a few of synth.EXTRA_WORDS, two per speaker
 CLIP_RE = re.compile(r"^[a-z_]+/[0-9a-f]{8}_nohash_\d+\.wav$")
 PEAK_LIMIT = 10 ** (-1 / 20)
 
@@ -27,7 +28,16 @@ needs_espeak = pytest.mark.skipif(
 
 
 def _config(out: Path, **kw) -> SynthConfig:
-    base = {"out": str(out), "words": WORDS, "speakers": 12, "noise_seconds": 30.0, "seed": 0, "jobs": 2}
+    base = {
+        "out": str(out),
+        "words": WORDS,
+        "extra_words": EXTRA,
+        "extra_words_per_speaker": 2,
+        "speakers": 12,
+        "noise_seconds": 30.0,
+        "seed": 0,
+        "jobs": 2,
+    }
     return SynthConfig(**{**base, **kw})
 
 
@@ -71,10 +81,15 @@ def test_layout_is_speech_commands(dataset):
     out, summary = dataset
     clips = [p.relative_to(out).as_posix() for p in out.rglob("*.wav") if p.parent.name != BACKGROUND_NOISE_DIR]
     assert clips and all(CLIP_RE.match(c) for c in clips), clips[:5]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["yes", "seven", "turn_on", BACKGROUND_NOISE_DIR, "validation_list.txt", "testing_list.txt", "synth.json"]
+    extra_said = sorted(
+        {w for said in json.loads((out / "synth.json").read_text())["extra_words"]["by_speaker"].values() for w in said}
     )
-    assert summary.clips_written == len(clips) == 3 * 12 - summary.dropped_silent - summary.dropped_too_long
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["yes", "seven", "turn_on", *extra_said]
+        + [BACKGROUND_NOISE_DIR, "validation_list.txt", "testing_list.txt", "synth.json"]
+    )
+    assert summary.clips_written == len(clips) == (3 + 2) * 12 - summary.dropped_silent - summary.dropped_too_long
+    assert summary.extra_word_clips == sum(c.split("/")[0] in EXTRA for c in clips)
     assert summary.dropped_failed == 0
 
 
@@ -138,9 +153,11 @@ def test_background_noises_are_long_and_below_minus_1_dbfs(dataset):
     assert names == sorted(synth.NOISES)
     for path in noise_dir.glob("*.wav"):
         info = sf.info(path)
-        assert info.samplerate == 16000 and info.channels == 1 and info.duration >= 30.0
+        assert (info.samplerate, info.channels, info.frames) == (16000, 1, 30 * 16000), path
         x, _ = sf.read(path, dtype="float32")
         assert np.abs(x).max() < PEAK_LIMIT and np.sqrt(np.mean(x**2)) > 0.01, path
+    assert {"transients", "tones_and_chirps", "music"} <= set(names)
+    assert sorted(summary.noise_files) == sorted(f"{BACKGROUND_NOISE_DIR}/{n}.wav" for n in synth.NOISES)
 
 
 @pytest.mark.slow
@@ -161,7 +178,72 @@ def test_overwrite_replaces_our_dataset_and_another_seed_differs(dataset, tmp_pa
     assert not (copy / "stale_word").exists() and not (copy / "seven").exists()
     new, old = _files(copy), _files(out)
     assert new.keys() != old.keys() or any(new[k] != old[k] for k in new)
-    assert (copy / "_background_noise_/white_noise.wav").read_bytes() != old["_background_noise_/white_noise.wav"]
+    for name in ("white_noise", *synth.NON_STATIONARY):
+        assert (copy / f"_background_noise_/{name}.wav").read_bytes() != old[f"_background_noise_/{name}.wav"], name
+
+
+@pytest.mark.slow
+def test_every_speaker_says_its_extra_words_in_its_own_split(dataset):
+    out, summary = dataset
+    meta = json.loads((out / "synth.json").read_text())
+    extra = meta["extra_words"]
+    assert extra["pool"] == EXTRA and extra["per_speaker"] == 2
+    assert set(extra["by_speaker"]) == set(meta["speakers"])
+    lists = {split: set((out / name).read_text().splitlines()) for split, name in synth_lists()}
+    dropped = {(d["speaker"], d["word"]) for d in meta["drops"]}
+    written = 0
+    for sid, said in extra["by_speaker"].items():
+        assert len(said) == len(set(said)) == 2 and set(said) <= set(EXTRA)
+        assert said == synth.plan_extra_words(EXTRA, [sid], 2, seed=0)[sid]
+        split = meta["speakers"][sid]["split"]
+        for word in said:
+            rel = f"{word}/{sid}_nohash_0.wav"
+            if (sid, word) in dropped:
+                continue
+            written += 1
+            assert (out / rel).is_file()
+            assert {s for s, listed in lists.items() if rel in listed} == ({split} - {"train"})
+            assert meta["words"][word] == word
+    assert written == summary.extra_word_clips > 0
+    # Nobody said an extra word they did not draw, and the draws differ between speakers.
+    for word in EXTRA:
+        for path in (out / word).glob("*.wav") if (out / word).is_dir() else ():
+            assert word in extra["by_speaker"][path.name[:8]]
+    assert len({tuple(said) for said in extra["by_speaker"].values()}) > 1
+
+
+def synth_lists() -> list[tuple[str, str]]:
+    return [("validation", "validation_list.txt"), ("test", "testing_list.txt")]
+
+
+@pytest.mark.slow
+def test_extra_words_are_unknown_in_sc12_and_custom_and_dropped_by_sc35(dataset, capsys):
+    from kwslib.cli import main
+    from kwslib.config import DataConfig
+    from kwslib.data import load_data
+    from kwslib.labels import UNKNOWN
+
+    out, _ = dataset
+
+    def labelled(ds) -> list[tuple[str, str]]:
+        return [
+            (word, split.features["label"].int2str(label))
+            for split in ds.values()
+            for word, label in zip(split["word"], split["label"], strict=True)
+        ]
+
+    # A large unknown share, so the seeded sample of the non-keywords surely holds extra words.
+    for cfg in (
+        DataConfig(source=str(out), protocol="sc12", unknown_percentage=100.0),
+        DataConfig(source=str(out), protocol="custom", words=["yes", "seven"], unknown_percentage=100.0),
+    ):
+        extra_labels = [label for word, label in labelled(load_data(cfg)) if word in EXTRA]
+        assert extra_labels and set(extra_labels) == {UNKNOWN}, cfg.protocol
+    sc35_words = {word for word, _ in labelled(load_data(DataConfig(source=str(out), protocol="sc35")))}
+    assert "seven" in sc35_words and not sc35_words & set(EXTRA)  # sc35 has no _unknown_: dropped, no error
+    assert main(["data-info", str(out), "--protocol", "sc12", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["splits"]["train"]["per_label"][UNKNOWN] > 0
 
 
 @needs_espeak
@@ -284,10 +366,148 @@ def test_default_plan_holds_out_whole_voices_of_every_engine():
     assert split["flite", "slt"] == split["festival", "cmu_us_slt_arctic_hts"]
 
 
-def test_babble_sentences_avoid_every_keyword():
+def test_babble_sentences_avoid_every_keyword_and_extra_word():
     words = {w.strip(".,").lower() for s in synth.BABBLE_SENTENCES for w in s.split()}
     assert not words & set(SC35_WORDS)
     assert not words & {"to", "too", "for", "know", "won", "ate"}
+    assert not words & set(synth.EXTRA_WORDS)
+    assert synth.babble_sentences([*SC35_WORDS, *synth.EXTRA_WORDS]) == synth.BABBLE_SENTENCES
+
+
+def test_babble_drops_sentences_that_say_a_spoken_word_or_phrase():
+    kept = synth.babble_sentences(["garden", "the sea", "sea castle"])
+    assert len(kept) == len(synth.BABBLE_SENTENCES) - 2
+    assert not any("garden" in s or "the sea" in s for s in kept)
+    assert synth.babble_sentences(["the"]) == tuple(s for s in synth.BABBLE_SENTENCES if "the " not in s.lower())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Non-stationary background noise
+
+
+def _noise(tmp_path: Path, name: str, seed: int, seconds: float = 30.0) -> bytes:
+    (tmp_path / BACKGROUND_NOISE_DIR).mkdir(exist_ok=True)
+    rel = synth._render_noise(name, int(seconds * 16000), seed, str(tmp_path), [], (), str(tmp_path))
+    return (tmp_path / rel).read_bytes()
+
+
+def _frame_db(x: np.ndarray, seconds: float = 0.05) -> np.ndarray:
+    hop = int(seconds * 16000)
+    frames = x[: len(x) // hop * hop].astype(np.float64).reshape(-1, hop)
+    return 10 * np.log10(np.mean(frames**2, axis=1))
+
+
+@pytest.mark.parametrize("name", ["transients", "tones_and_chirps", "music"])
+def test_non_stationary_noise_is_seeded_eventful_and_not_clipping(tmp_path, name):
+    data = _noise(tmp_path, name, seed=0)
+    assert _noise(tmp_path, name, seed=0) == data  # byte-identical for a seed
+    assert _noise(tmp_path, name, seed=1) != data
+    x, rate = sf.read(tmp_path / BACKGROUND_NOISE_DIR / f"{name}.wav", dtype="float32")
+    assert (rate, len(x)) == (16000, 30 * 16000)
+    assert np.abs(x).max() < PEAK_LIMIT
+    assert np.abs(x).max() > 10 ** (-3 / 20)  # levelled by its loudest event, not left quiet
+    frame_db = _frame_db(x)
+    assert frame_db.max() - frame_db.min() > 20.0  # non-stationary: events over a quiet floor
+    assert np.percentile(frame_db, 1) < synth.NOISE_FLOOR_DBFS + 10  # the floor is heard between events
+    # Crops become `_silence_` examples: most must hold an event, i.e. a peak far above the floor
+    # (the -70 dBFS floor peaks near -57 dBFS within a second).
+    starts = np.random.default_rng(0).integers(0, len(x) - 16000, 300)
+    eventful = np.mean([np.abs(x[s : s + 16000]).max() > 10 ** (-50 / 20) for s in starts])
+    assert eventful >= 0.9, eventful
+
+
+def test_white_noise_is_stationary_for_comparison(tmp_path):
+    _noise(tmp_path, "white_noise", seed=0)
+    x, _ = sf.read(tmp_path / BACKGROUND_NOISE_DIR / "white_noise.wav", dtype="float32")
+    frame_db = _frame_db(x)
+    assert frame_db.max() - frame_db.min() < 3.0
+
+
+def test_transients_vary_in_level_by_about_40_db(tmp_path):
+    _noise(tmp_path, "transients", seed=0, seconds=60.0)
+    x, _ = sf.read(tmp_path / BACKGROUND_NOISE_DIR / "transients.wav", dtype="float64")
+    peaks = np.abs(x[: len(x) // 160 * 160]).reshape(-1, 160).max(axis=1)  # 10 ms frames
+    event_peaks = 20 * np.log10(peaks[peaks > 10 ** (-55 / 20)])
+    assert event_peaks.max() - np.percentile(event_peaks, 5) > 25.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Extra non-keyword words
+
+
+def test_extra_words_are_common_words_that_are_not_speech_commands_words():
+    extra = synth.EXTRA_WORDS
+    assert 50 <= len(extra) <= 70 and len(set(extra)) == len(extra)
+    assert not set(extra) & set(SC35_WORDS) and not set(extra) & synth.HOMOPHONES
+    assert all(re.fullmatch(r"[a-z]+", w) for w in extra)
+    # Near misses of every sc12 keyword are there.
+    for near in ("yet", "note", "cup", "town", "lift", "light", "own", "often", "stock", "goal"):
+        assert near in extra
+
+
+@needs_espeak
+def test_no_extra_word_sounds_like_a_speech_commands_word():
+    """Homophones would be label noise: the same sound as a keyword and as `_unknown_`."""
+
+    def phonemes(words) -> list[str]:
+        text = "".join(f"{w}.\n" for w in words)
+        out = synth._run(["espeak-ng", "-v", "en-us", "-q", "-x", "--stdin"], input=text, text=True).stdout
+        lines = [line.strip() for line in out.splitlines() if line.strip()]
+        assert len(lines) == len(words)
+        return lines
+
+    sc = dict(zip(phonemes(SC35_WORDS), SC35_WORDS, strict=True))
+    assert phonemes(["know"])[0] in sc  # the check itself works
+    clashes = {w: sc[p] for w, p in zip(synth.EXTRA_WORDS, phonemes(synth.EXTRA_WORDS), strict=True) if p in sc}
+    assert clashes == {}
+
+
+def test_extra_words_default_with_the_default_words_only_and_can_be_disabled():
+    sc35 = list(SC35_WORDS)
+    assert synth._extra_words(SynthConfig(), sc35) == list(synth.EXTRA_WORDS)
+    assert synth._extra_words(SynthConfig(words=["yes"]), ["yes"]) == []  # own words: no default neighbours
+    assert synth._extra_words(SynthConfig(words=["yes"], extra_words=["Yet", "cup "]), ["yes"]) == ["yet", "cup"]
+    for off in (SynthConfig(extra_words=["none"]), SynthConfig(extra_words=[]), SynthConfig(extra_words_per_speaker=0)):
+        assert synth._extra_words(off, sc35) == []
+    assert synth.plan_extra_words([], ["a", "b"], 6, seed=0) == {"a": [], "b": []}
+
+
+def test_extra_words_cli_spelling():
+    from kwslib.cli import build_parser
+    from kwslib.config import from_namespace
+
+    def cfg(*flags: str) -> SynthConfig:
+        return from_namespace(SynthConfig, build_parser().parse_args(["synth", *flags]))
+
+    assert (cfg().extra_words, cfg().extra_words_per_speaker) == (None, 6)
+    assert cfg("--extra-words", "none").extra_words == []
+    assert cfg("--extra-words", "NONE").extra_words == []
+    picked = cfg("--extra-words", "yet, cup", "--extra-words-per-speaker", "1")
+    assert (picked.extra_words, picked.extra_words_per_speaker) == (["yet", "cup"], 1)
+
+
+def test_bad_extra_words_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="--extra-words-per-speaker -1 must be 0"):
+        SynthConfig(extra_words_per_speaker=-1)
+    with pytest.raises(ValueError, match=r"--extra-words \['yes'\] are also in --words"):
+        synth.synthesize(_config(tmp_path / "a", extra_words=["Yes", "yet"]), progress=False)
+    with pytest.raises(ValueError, match=r"--extra-words repeat \['yet'\]"):
+        synth.synthesize(_config(tmp_path / "a", extra_words=["yet", "YET"]), progress=False)
+    with pytest.raises(ValueError, match="--extra-words '_x' cannot be a folder name"):
+        synth.synthesize(_config(tmp_path / "a", extra_words=["_x"]), progress=False)
+    assert not (tmp_path / "a").exists()
+
+
+def test_plan_extra_words_is_seeded_per_speaker():
+    pool = list(synth.EXTRA_WORDS)
+    ids = [f"{i:08x}" for i in range(40)]
+    plan = synth.plan_extra_words(pool, ids, 6, seed=0)
+    assert all(len(plan[i]) == len(set(plan[i])) == 6 and set(plan[i]) <= set(pool) for i in ids)
+    assert synth.plan_extra_words(pool, ids[::-1], 6, seed=0) == plan  # not by order of the speakers
+    assert synth.plan_extra_words(pool, ids[:1], 6, seed=0) == {ids[0]: plan[ids[0]]}
+    assert synth.plan_extra_words(pool, ids, 6, seed=1) != plan
+    assert len({w for said in plan.values() for w in said}) > len(pool) // 2  # the pool gets used
+    assert synth.plan_extra_words(["yet", "cup"], ids[:2], 6, seed=0) == {i: ["yet", "cup"] for i in ids[:2]}
 
 
 def test_festival_script_escapes_quotes(tmp_path):

@@ -9,6 +9,14 @@ speaker: speakers that share a voice and differ only in rate/pitch sound alike, 
 them let every model score >= 0.96 on test and ranked models wrongly. The unit is in fact a voice group
 (`voice_group`): an espeak-ng variant in all its accents, and flite/festival voices recorded from one person.
 
+Negatives. Models trained on the plain 35 words accepted a click, a camera shutter or a clatter as a keyword:
+`_silence_` had been cropped only from stationary noise, and `_unknown_` held only the 25 other words. So
+`_background_noise_/` also gets non-stationary recordings (`transients`, `tones_and_chirps`, `music`), dense
+enough in events that almost every 1 s `_silence_` crop holds one, and every speaker also says a few of
+EXTRA_WORDS (`extra_words_per_speaker`), common words and near misses of the sc12 keywords (yet, note, cup, town,
+lift, light, own, often, stock, goal, ...): sc12 and `custom --words` sample `_unknown_` from them too, sc35
+drops them. They come with the default words only; with your own --words, pass --extra-words.
+
 Determinism: every random choice is drawn from a generator seeded by (seed, speaker_id, word) or by
 (seed, a fixed name), never by worker order, so the same seed and the same installed engines give
 byte-identical files whatever `jobs` is.
@@ -109,29 +117,49 @@ NOISE_FLOOR_DBFS = -70.0  # so padding is not digital zero, which no microphone 
 MIN_NOISE_SECONDS = 30.0
 MAINS_HZ = 50.0
 BABBLE_STREAMS = 8
-# Neutral sentences for babble. None contains a Speech Commands word or a homophone of one (to/too, for, know,
-# won, ate, write, ...): a model must not learn that babble holds keywords.
+# Non-keyword words every speaker says a few of (`extra_words_per_speaker`), for a more varied `_unknown_`:
+# near misses of the sc12 keywords first (a model must hear "yet" and "cup" to learn they are not "yes" and
+# "up"), then common words of voice commands. None is a Speech Commands word or a homophone of one (know/no,
+# write/right, won/one, ...): the same sound labelled a keyword and `_unknown_` would be label noise. Checked
+# with `espeak-ng -x`: no word here gets the phonemes of a Speech Commands word.
+EXTRA_WORDS = (
+    "yet", "guess", "yeah", "less",  # yes
+    "note", "nose", "now", "snow", "new",  # no
+    "app", "cup", "cut", "us",  # up
+    "town", "dawn", "round", "done",  # down
+    "lift", "laugh", "loft",  # left
+    "light", "rice", "night", "white",  # right
+    "own", "an",  # on
+    "of", "often", "cough", "soft",  # off
+    "stock", "stuff", "shop", "top", "step",  # stop
+    "goal", "though", "cold", "ago",  # go
+    "yellow", "hello", "okay", "never", "maybe", "water", "better", "open", "close", "music", "phone", "call",
+    "play", "pause", "next", "back", "start", "again", "wait", "please", "help",
+)  # fmt: skip
+# Homophones of Speech Commands words: never spoken as extra words nor heard in babble.
+HOMOPHONES = frozenset({"to", "too", "for", "fore", "know", "won", "ate", "write", "rite", "wright"})
+
+# Neutral sentences for babble. None contains a Speech Commands word, a homophone of one (HOMOPHONES) or an
+# extra word: babble is cropped into `_silence_` examples, so a word heard in it must not be a class of its own.
 BABBLE_SENTENCES = (
     "The morning train arrived at the station a little early.",
-    "She painted the small kitchen a pale shade of green.",
+    "She painted the small kitchen a pale green.",
     "Many people enjoy walking along the river in summer.",
     "We watched the clouds drift slowly across the valley.",
     "The baker made fresh bread with honey and oats.",
-    "Our neighbour keeps a garden full of roses and mint.",
-    "The children built a castle of sand by the sea.",
+    "Our neighbour keeps a garden with roses and mint.",
+    "The children built a sand castle by the sea.",
     "A quiet breeze moved through the tall grass.",
     "The teacher explained the lesson with patience.",
     "He carried the heavy boxes into the hall.",
     "They shared stories about travels in distant lands.",
-    "The soup needs a pinch of salt and pepper.",
+    "The soup needs more salt and pepper.",
     "Bright lanterns glowed along the narrow street.",
     "The museum displays paintings from several centuries.",
     "Rain fell softly against the window all evening.",
     "The farmer checked the fences after the storm.",
 )
-BABBLE_AVOID = frozenset(SC35_WORDS) | {
-    "to", "too", "for", "fore", "know", "won", "ate", "write", "rite", "wright",
-}  # fmt: skip
+BABBLE_AVOID = frozenset(SC35_WORDS) | HOMOPHONES | frozenset(EXTRA_WORDS)
 
 SYNTH_JSON = "synth.json"
 _NOT_OURS = "does not look like a `kws synth` dataset (no synth.json)"
@@ -637,18 +665,33 @@ def _mains_hum(n: int, rng: np.random.Generator) -> np.ndarray:
     return hum + _dbfs(-30) * rng.standard_normal(n)
 
 
+def _tokens(text: str) -> list[str]:
+    return [w.strip(".,").lower() for w in text.split()]
+
+
 def _check_babble_text() -> None:
-    words = {w.strip(".,").lower() for s in BABBLE_SENTENCES for w in s.split()}
+    words = {w for s in BABBLE_SENTENCES for w in _tokens(s)}
     assert not words & BABBLE_AVOID, f"babble sentences contain keywords: {sorted(words & BABBLE_AVOID)}"
 
 
-def _babble(n: int, speakers: list[Speaker], seed: int, tmp: Path) -> np.ndarray:
-    """Overlapping streams of neutral sentences, one stream per speaker, each looped to `n` samples."""
+def babble_sentences(spoken: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """BABBLE_SENTENCES without the ones that say a word or phrase of `spoken` (the words the clips are of)."""
     _check_babble_text()
+    phrases = [_tokens(w) for w in spoken]
+
+    def says(sentence: str) -> bool:
+        tokens = _tokens(sentence)
+        return any(tokens[i : i + len(p)] == p for p in phrases if p for i in range(len(tokens) - len(p) + 1))
+
+    return tuple(s for s in BABBLE_SENTENCES if not says(s))
+
+
+def _babble(n: int, speakers: list[Speaker], sentences: tuple[str, ...], seed: int, tmp: Path) -> np.ndarray:
+    """Overlapping streams of `sentences`, one stream per speaker, each looped to `n` samples."""
     mix = np.zeros(n)
     for i, spk in enumerate(speakers):
         rng = _rng(seed, "babble", i)
-        text = " ".join(BABBLE_SENTENCES[j] for j in rng.permutation(len(BABBLE_SENTENCES)))
+        text = " ".join(sentences[j] for j in rng.permutation(len(sentences)))
         (raw,), error = synthesize_raw(spk, [text], tmp / f"babble{i}")
         if raw is None:
             warnings.warn(f"babble stream {i} ({spk.engine} {spk.voice}) failed: {error}", stacklevel=2)
@@ -682,25 +725,424 @@ def _babble_speakers(speakers: list[Speaker], seed: int) -> list[Speaker]:
     return chosen
 
 
-NOISES = ("white_noise", "pink_noise", "brown_noise", "mains_hum", "babble")
+# ---------------------------------------------------------------------------------------------------------------
+# Non-stationary background: short events over a quiet floor (see the module docstring for why)
+#
+# Each event is built at peak 1 and placed at a random level; the finished recording is scaled so that its
+# loudest event peaks at PEAK_CEILING_DBFS, over a NOISE_FLOOR_DBFS floor. Onsets follow each other by at most
+# the upper end of the spacing, so a 1 s crop (a `_silence_` example) almost always holds an event.
+
+TRANSIENT_SPACING_SECONDS = (0.05, 0.8)  # onset to onset, uniform: ~2.4 events a second
+TRANSIENT_LEVEL_DB = 20.0  # each event's peak is drawn in +/- this: a knock next door and a click at the mic
+# kind -> weight: how often each kind of transient is drawn
+TRANSIENT_KINDS = {"click": 3, "impulse": 1, "shutter": 2, "clatter": 2, "knock": 2, "door": 1, "keyboard": 2}
+TONE_SPACING_SECONDS = (0.1, 1.0)  # onset to onset: tones may overlap, as two devices beeping at once do
+TONE_SECONDS = (0.05, 1.0)  # duration of one tone event, log-uniform (short beeps are the common ones)
+TONE_LEVEL_DB = 10.0
+TONE_HZ = (300.0, 4000.0)  # beeps and warbles
+SWEEP_HZ = (200.0, 6000.0)  # chirps start and end in this range
+TONE_FADE_SECONDS = 0.005  # raised-cosine edges: the click of an abrupt onset is the transients' job
+TONE_KINDS = {"beep": 3, "beeps": 2, "linear_sweep": 2, "exponential_sweep": 2, "dual_tone": 2, "warble": 2}
+DTMF_LOW_HZ = (697.0, 770.0, 852.0, 941.0)  # telephone keypad rows
+DTMF_HIGH_HZ = (1209.0, 1336.0, 1477.0, 1633.0)  # and columns: each key is one of each
+MUSIC_SEGMENT_SECONDS = (4.0, 12.0)  # one tempo, key and arrangement
+MUSIC_PAUSE_SECONDS = (0.0, 0.4)  # between segments
+MUSIC_TEMPO_BPM = (70.0, 160.0)
+MUSIC_ROOT_MIDI = (45, 57)  # key root A2..A3; chords an octave above it, melodies two
+MUSIC_SEGMENT_LEVEL_DB = 6.0  # a segment is louder or quieter than the others by up to this
+MUSIC_FADE_SECONDS = 0.02  # at the segment edges
+MUSIC_PART_PROBS = {"melody": 0.8, "chords": 0.7, "drums": 0.6}  # each segment has at least one part
+SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10))  # major and natural minor, semitones above the root
+PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4), (0, 4, 5, 3), (5, 3, 0, 4))  # scale degrees, one chord per bar
+MELODY_BEATS = (0.5, 0.5, 1.0, 1.0, 1.0, 2.0)  # note lengths drawn from, in beats
+MELODY_REST_PROB = 0.15
+MAX_PARTIAL_HZ = 0.45 * SAMPLE_RATE  # harmonics above this would alias
 
 
-def _render_noise(name: str, n: int, seed: int, out: str, babble_speakers: list[Speaker], tmp: str) -> str:
+def _samples(seconds: float) -> int:
+    return int(round(seconds * SAMPLE_RATE))
+
+
+def _time(n: int) -> np.ndarray:
+    return np.arange(n) / SAMPLE_RATE
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def _add_at(dst: np.ndarray, event: np.ndarray, at: int) -> None:
+    """dst[at:] += event, cut at the end of `dst`."""
+    end = min(len(dst), at + len(event))
+    if end > at:
+        dst[at:end] += event[: end - at]
+
+
+def _peak_one(x: np.ndarray) -> np.ndarray:
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    return x / peak if peak > 0 else x
+
+
+def _band_noise(n: int, rng: np.random.Generator, low_hz: float, high_hz: float) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    spectrum[(freqs < low_hz) | (freqs > high_hz)] = 0
+    return np.fft.irfft(spectrum, n)
+
+
+def _burst(rng: np.random.Generator, low_hz: float, high_hz: float, tau: float) -> np.ndarray:
+    """Band-limited noise decaying with time constant `tau` s, cut at 6 tau (-52 dB): a tap, a rattle, a hat."""
+    n = max(16, _samples(6 * tau))
+    return _band_noise(n, rng, low_hz, high_hz) * np.exp(-_time(n) / tau)
+
+
+def _ring(rng: np.random.Generator, freq: float, tau: float) -> np.ndarray:
+    """A decaying resonance: a knocked door panel, a struck plate."""
+    n = max(16, _samples(6 * tau))
+    return np.sin(2 * np.pi * freq * _time(n) + rng.uniform(0, 2 * np.pi)) * np.exp(-_time(n) / tau)
+
+
+def _click(rng: np.random.Generator) -> np.ndarray:
+    return _burst(rng, rng.uniform(300, 2000), SAMPLE_RATE / 2, rng.uniform(2e-4, 1e-3))
+
+
+def _impulse(rng: np.random.Generator) -> np.ndarray:
+    """A single-sample spike, as a dropout or a static discharge makes."""
+    x = np.zeros(_samples(0.002))
+    x[0] = rng.choice((-1.0, 1.0))
+    return x
+
+
+def _shutter(rng: np.random.Generator) -> np.ndarray:
+    """Two clicks 40-150 ms apart with a short mechanical rattle: a camera shutter, a latch."""
+    gap = rng.uniform(0.04, 0.15)
+    x = np.zeros(_samples(gap + 0.12))
+    for at, level in ((0.0, 1.0), (gap, rng.uniform(0.4, 1.0))):
+        _add_at(x, level * _peak_one(_burst(rng, 1500, 7500, rng.uniform(5e-4, 2e-3))), _samples(at))
+        _add_at(x, 0.25 * level * _peak_one(_burst(rng, 2000, 6000, rng.uniform(0.005, 0.015))), _samples(at))
+    return x
+
+
+def _clatter(rng: np.random.Generator) -> np.ndarray:
+    """3-8 quick hits of band-limited noise, some ringing: cutlery, dishes, something dropped."""
+    onsets = np.cumsum(rng.uniform(0.015, 0.12, int(rng.integers(3, 9))))
+    onsets -= onsets[0]
+    x = np.zeros(_samples(onsets[-1] + 0.9))
+    for at in onsets:
+        centre = rng.uniform(800, 5000)
+        width = centre * rng.uniform(0.3, 1.0)
+        level = _dbfs(rng.uniform(-10, 0))
+        hit = _burst(rng, centre - width / 2, centre + width / 2, rng.uniform(0.01, 0.06))
+        _add_at(x, level * _peak_one(hit), _samples(at))
+        for _ in range(int(rng.integers(0, 3))):
+            _add_at(x, 0.4 * level * _ring(rng, rng.uniform(1000, 6000), rng.uniform(0.03, 0.15)), _samples(at))
+    return x
+
+
+def _knock(rng: np.random.Generator) -> np.ndarray:
+    """1-4 knocks on a door or a table: low resonances with a short thud."""
+    knocks, spacing, freq = int(rng.integers(1, 5)), rng.uniform(0.12, 0.25), rng.uniform(80, 300)
+    x = np.zeros(_samples(knocks * spacing + 0.3))
+    for i in range(knocks):
+        level = _dbfs(rng.uniform(-4, 0))
+        _add_at(x, level * _ring(rng, freq * rng.uniform(0.95, 1.05), rng.uniform(0.015, 0.04)), _samples(i * spacing))
+        _add_at(x, 0.5 * level * _peak_one(_burst(rng, 50, 1500, 0.004)), _samples(i * spacing))
+    return x
+
+
+def _door(rng: np.random.Generator) -> np.ndarray:
+    """A door closing: a low thump with rumble, and the latch clicking around it."""
+    x = np.zeros(_samples(1.3))
+    _add_at(x, _ring(rng, rng.uniform(45, 100), rng.uniform(0.08, 0.2)), 0)
+    _add_at(x, 0.5 * _peak_one(_burst(rng, 30, 800, rng.uniform(0.03, 0.1))), 0)
+    _add_at(x, _dbfs(rng.uniform(-12, -3)) * _peak_one(_click(rng)), _samples(rng.uniform(0, 0.08)))
+    return x
+
+
+def _keyboard(rng: np.random.Generator) -> np.ndarray:
+    """4-15 keystrokes: a press click with a small thud, and a quieter release click 40-100 ms later."""
+    onsets = np.cumsum(rng.uniform(0.07, 0.25, int(rng.integers(4, 16))))
+    onsets -= onsets[0]
+    x = np.zeros(_samples(onsets[-1] + 0.15))
+    for at in onsets:
+        level = _dbfs(rng.uniform(-6, 0))
+        _add_at(x, level * _peak_one(_burst(rng, 1000, 6000, rng.uniform(0.001, 0.003))), _samples(at))
+        _add_at(x, 0.3 * level * _ring(rng, rng.uniform(200, 500), 0.005), _samples(at))
+        release = _dbfs(rng.uniform(-12, -6)) * level * _peak_one(_burst(rng, 1500, 7000, 0.001))
+        _add_at(x, release, _samples(at + rng.uniform(0.04, 0.1)))
+    return x
+
+
+def _fade(x: np.ndarray, seconds: float) -> np.ndarray:
+    k = min(_samples(seconds), len(x) // 2)
+    if k > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(k) / k)
+        x[:k] *= ramp
+        x[len(x) - k :] *= ramp[::-1]
+    return x
+
+
+def _tone_samples(rng: np.random.Generator) -> int:
+    return _samples(_log_uniform(rng, *TONE_SECONDS))
+
+
+def _beep(rng: np.random.Generator, n: int | None = None, freq: float | None = None) -> np.ndarray:
+    """A sine beep; half of them square-ish (odd harmonics), like a piezo buzzer."""
+    n = _tone_samples(rng) if n is None else n
+    freq = _log_uniform(rng, *TONE_HZ) if freq is None else freq
+    phase = 2 * np.pi * freq * _time(n) + rng.uniform(0, 2 * np.pi)
+    x = np.sin(phase)
+    if rng.random() < 0.5:
+        for k in (3, 5, 7):
+            if k * freq < MAX_PARTIAL_HZ:
+                x += np.sin(k * phase) / k
+    return _fade(x, TONE_FADE_SECONDS)
+
+
+def _beeps(rng: np.random.Generator) -> np.ndarray:
+    """2-5 beeps of one pitch, like a microwave, a reversing truck or a door left open."""
+    on, off, freq = rng.uniform(0.05, 0.15), rng.uniform(0.05, 0.15), _log_uniform(rng, *TONE_HZ)
+    count = int(np.clip((TONE_SECONDS[1] + off) // (on + off), 1, int(rng.integers(2, 6))))
+    x = np.zeros(_samples(count * (on + off)))
+    for i in range(count):
+        _add_at(x, _beep(rng, _samples(on), freq), _samples(i * (on + off)))
+    return x
+
+
+def _sweep(rng: np.random.Generator, exponential: bool) -> np.ndarray:
+    """A chirp from one frequency to another, linear or exponential in frequency, up or down."""
+    n = _tone_samples(rng)
+    seconds, t = n / SAMPLE_RATE, _time(n)
+    f0 = _log_uniform(rng, *SWEEP_HZ)
+    f1 = f0
+    while abs(np.log(f1 / f0)) < 0.3:  # at least ~a third of an octave, or it is a beep
+        f1 = _log_uniform(rng, *SWEEP_HZ)
+    if exponential:
+        k = np.log(f1 / f0)
+        phase = 2 * np.pi * f0 * seconds / k * (np.exp(k * t / seconds) - 1)
+    else:
+        phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))
+    return _fade(np.sin(phase), TONE_FADE_SECONDS)
+
+
+def _dual_tone(rng: np.random.Generator) -> np.ndarray:
+    """Telephone keypad (DTMF) tones: one low and one high tone per key, 50-200 ms each."""
+    total = _log_uniform(rng, *TONE_SECONDS)
+    x, at = np.zeros(_samples(total) + _samples(0.2)), 0.0
+    while True:
+        seconds = rng.uniform(0.05, 0.2)
+        if at > 0 and at + seconds > total:
+            break
+        t = _time(_samples(seconds))
+        low, high = rng.choice(DTMF_LOW_HZ), rng.choice(DTMF_HIGH_HZ)
+        key = np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)
+        _add_at(x, _fade(key, TONE_FADE_SECONDS), _samples(at))
+        at += seconds + rng.uniform(0.04, 0.1)
+    return x[: _samples(at)]
+
+
+def _warble(rng: np.random.Generator) -> np.ndarray:
+    """A frequency-modulated tone, like an alarm or a phone ringer: 4-20 wobbles a second, 3-25 % deep."""
+    n = _tone_samples(rng)
+    t = _time(n)
+    carrier, rate, depth = _log_uniform(rng, 500, 2500), rng.uniform(4, 20), rng.uniform(0.03, 0.25)
+    # Instantaneous frequency carrier * (1 + depth * sin(2 pi rate t)), integrated.
+    phase = 2 * np.pi * carrier * (t - depth / (2 * np.pi * rate) * np.cos(2 * np.pi * rate * t))
+    return _fade(np.sin(phase), TONE_FADE_SECONDS)
+
+
+_TRANSIENT_MAKERS = {
+    "click": _click,
+    "impulse": _impulse,
+    "shutter": _shutter,
+    "clatter": _clatter,
+    "knock": _knock,
+    "door": _door,
+    "keyboard": _keyboard,
+}
+_TONE_MAKERS = {
+    "beep": _beep,
+    "beeps": _beeps,
+    "linear_sweep": lambda rng: _sweep(rng, exponential=False),
+    "exponential_sweep": lambda rng: _sweep(rng, exponential=True),
+    "dual_tone": _dual_tone,
+    "warble": _warble,
+}
+
+
+def _events(
+    n: int,
+    rng: np.random.Generator,
+    makers: dict,
+    weights: dict[str, float],
+    spacing: tuple[float, float],
+    level_db: float,
+) -> np.ndarray:
+    """Events of random kinds (drawn by `weights`) at peaks in +/- `level_db`, onsets `spacing` s apart."""
+    kinds = list(weights)
+    p = np.array([weights[k] for k in kinds], dtype=float)
+    p /= p.sum()
+    x = np.zeros(n)
+    at = _samples(rng.uniform(0, spacing[1]))
+    while True:
+        event = _peak_one(makers[kinds[int(rng.choice(len(kinds), p=p))]](rng))
+        if at + len(event) > n:  # not cut off at the end: a cut decay would be a click of its own
+            return x
+        x[at : at + len(event)] += _dbfs(rng.uniform(-level_db, level_db)) * event
+        at += _samples(rng.uniform(*spacing))
+
+
+def _transients(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Clicks, impulses, shutters, clatter, knocks, doors and typing at random times and levels."""
+    return _events(n, rng, _TRANSIENT_MAKERS, TRANSIENT_KINDS, TRANSIENT_SPACING_SECONDS, TRANSIENT_LEVEL_DB)
+
+
+def _tones_and_chirps(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Beeps, beep trains, linear and exponential chirps, keypad tones and warbles of 50 ms to 1 s."""
+    return _events(n, rng, _TONE_MAKERS, TONE_KINDS, TONE_SPACING_SECONDS, TONE_LEVEL_DB)
+
+
+def _midi_hz(note: float) -> float:
+    return 440.0 * 2 ** ((note - 69) / 12)
+
+
+def _adsr(n_on: int, attack: float, decay: float, sustain: float, release: float) -> np.ndarray:
+    """Attack-decay-sustain-release envelope of a note held `n_on` samples (release after it)."""
+    held = max(attack + decay, n_on / SAMPLE_RATE)
+    times = [0.0, attack, attack + decay, held, held + release]
+    return np.interp(_time(_samples(held + release)), times, [0.0, 1.0, sustain, sustain, 0.0])
+
+
+def _timbre(rng: np.random.Generator, sustained: bool) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Harmonic amplitudes and an ADSR: plucked/struck for melodies, slow and sustained for chords."""
+    amps = np.arange(1, int(rng.integers(3, 11)) + 1) ** -rng.uniform(0.7, 2.0)
+    if rng.random() < 0.3:
+        amps[1::2] *= 0.2  # weak even harmonics: hollow, clarinet-like
+    if sustained:
+        adsr = (rng.uniform(0.02, 0.15), rng.uniform(0.1, 0.3), rng.uniform(0.6, 0.9), rng.uniform(0.1, 0.3))
+    else:
+        adsr = (rng.uniform(0.003, 0.03), rng.uniform(0.05, 0.3), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.2))
+    return amps, adsr
+
+
+def _note(rng: np.random.Generator, freq: float, seconds: float, timbre) -> np.ndarray:
+    amps, adsr = timbre
+    env = _adsr(_samples(seconds), *adsr)
+    keep = np.flatnonzero(np.arange(1, len(amps) + 1) * freq < MAX_PARTIAL_HZ)
+    phases = 2 * np.pi * freq * np.outer(keep + 1, _time(len(env))) + rng.uniform(0, 2 * np.pi, (len(keep), 1))
+    return (amps[keep] @ np.sin(phases)) * env
+
+
+def _kick(rng: np.random.Generator) -> np.ndarray:
+    """A kick drum: a sine sweeping down from ~130 Hz to ~50 Hz in tens of ms, decaying."""
+    t = _time(_samples(0.35))
+    high, low, tau = rng.uniform(100, 160), rng.uniform(40, 60), rng.uniform(0.015, 0.04)
+    phase = 2 * np.pi * (low * t + (high - low) * tau * (1 - np.exp(-t / tau)))
+    return np.sin(phase) * np.exp(-t / rng.uniform(0.08, 0.2))
+
+
+def _snare(rng: np.random.Generator) -> np.ndarray:
+    x = np.zeros(_samples(0.5))
+    _add_at(x, _ring(rng, rng.uniform(160, 240), 0.03), 0)
+    _add_at(x, _peak_one(_burst(rng, 1000, 7000, rng.uniform(0.04, 0.08))), 0)
+    return x
+
+
+def _hat(rng: np.random.Generator) -> np.ndarray:
+    """A hi-hat: short high-passed noise."""
+    return _burst(rng, rng.uniform(5000, 7000), SAMPLE_RATE / 2, rng.uniform(0.005, 0.02))
+
+
+def _music_segment(rng: np.random.Generator) -> np.ndarray:
+    """A few bars at one tempo and key: melody, chords and drums, each part present or not."""
+    beat = 60.0 / rng.uniform(*MUSIC_TEMPO_BPM)
+    bars = max(1, int(rng.uniform(*MUSIC_SEGMENT_SECONDS) / (4 * beat)))
+    root, scale = int(rng.integers(MUSIC_ROOT_MIDI[0], MUSIC_ROOT_MIDI[1] + 1)), SCALES[int(rng.integers(2))]
+    progression = PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))]
+    parts = {name: rng.random() < prob for name, prob in MUSIC_PART_PROBS.items()}
+    if not any(parts.values()):
+        parts["melody"] = True
+    end = bars * 4 * beat
+
+    def pitch(degree: int, octave: int) -> float:
+        return _midi_hz(root + 12 * (octave + degree // 7) + scale[degree % 7])
+
+    n = _samples(end + 1.0)  # room for the last release
+    mix = np.zeros(n)
+    if parts["chords"]:
+        x, timbre = np.zeros(n), _timbre(rng, sustained=True)
+        for bar in range(bars):
+            degree = progression[bar % len(progression)]
+            for step in (0, 2, 4):  # a triad
+                _add_at(x, _note(rng, pitch(degree + step, 1), 4 * beat * 0.95, timbre), _samples(bar * 4 * beat))
+        mix += _dbfs(rng.uniform(-6, -2)) * _peak_one(x)
+    if parts["melody"]:
+        x, timbre = np.zeros(n), _timbre(rng, sustained=False)
+        at, degree = 0.0, int(rng.integers(0, 7))
+        while at < end:
+            beats = float(rng.choice(MELODY_BEATS))
+            if rng.random() >= MELODY_REST_PROB:
+                _add_at(x, _note(rng, pitch(degree, 2), beats * beat * 0.9, timbre), _samples(at))
+            degree = int(np.clip(degree + rng.integers(-2, 3), 0, 11))
+            at += beats * beat
+        mix += _peak_one(x)
+    if parts["drums"]:
+        x = np.zeros(n)
+        kick, snare, hat = _kick(rng), _snare(rng), _hat(rng)
+        kicks = (0, 2, 2.5) if rng.random() < 0.5 else (0, 2)
+        hats = np.arange(0, 4, 0.5 if rng.random() < 0.7 else 1.0)
+        with_snare = rng.random() < 0.7
+        for bar in range(bars):
+            for beat_at in kicks:
+                _add_at(x, kick * _dbfs(rng.uniform(-2, 0)), _samples((bar * 4 + beat_at) * beat))
+            for beat_at in (1, 3) if with_snare else ():
+                _add_at(x, 0.6 * snare * _dbfs(rng.uniform(-2, 0)), _samples((bar * 4 + beat_at) * beat))
+            for beat_at in hats:
+                accent = 0.0 if beat_at % 1 == 0 else -4.0
+                _add_at(x, 0.3 * hat * _dbfs(accent + rng.uniform(-2, 0)), _samples((bar * 4 + beat_at) * beat))
+        mix += _dbfs(rng.uniform(-6, 0)) * _peak_one(x)
+    mix = mix[: _samples(end) + _samples(0.5)]
+    return _fade(_peak_one(mix), MUSIC_FADE_SECONDS) * _dbfs(
+        rng.uniform(-MUSIC_SEGMENT_LEVEL_DB, MUSIC_SEGMENT_LEVEL_DB)
+    )
+
+
+def _music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Music-like segments one after another, each with its own tempo, key, instruments and level."""
+    x, at = np.zeros(n), 0
+    while at < n:
+        segment = _music_segment(rng)
+        _add_at(x, segment, at)  # the last one is cut at the end, where its fade-out would have been
+        at += len(segment) + _samples(rng.uniform(*MUSIC_PAUSE_SECONDS))
+    return _fade(x, MUSIC_FADE_SECONDS)
+
+
+NON_STATIONARY = {"transients": _transients, "tones_and_chirps": _tones_and_chirps, "music": _music}
+NOISES = ("white_noise", "pink_noise", "brown_noise", "mains_hum", "babble", *NON_STATIONARY)
+
+
+def _render_noise(
+    name: str, n: int, seed: int, out: str, babble_speakers: list[Speaker], babble_text: tuple[str, ...], tmp: str
+) -> str:
     rng = _rng(seed, "noise", name)
     if name == "white_noise":
-        x = rng.standard_normal(n)
+        x = _normalise(rng.standard_normal(n))
     elif name == "pink_noise":
-        x = _coloured_noise(n, rng, 1.0)
+        x = _normalise(_coloured_noise(n, rng, 1.0))
     elif name == "brown_noise":
-        x = _coloured_noise(n, rng, 2.0)
+        x = _normalise(_coloured_noise(n, rng, 2.0))
     elif name == "mains_hum":
-        x = _mains_hum(n, rng)
+        x = _normalise(_mains_hum(n, rng))
     elif name == "babble":
-        x = _babble(n, babble_speakers, seed, Path(tmp))
+        x = _normalise(_babble(n, babble_speakers, babble_text, seed, Path(tmp)))
+    elif name in NON_STATIONARY:
+        # Levelled by the loudest event, not by RMS: the RMS of sparse events says little about how loud they are.
+        events = NON_STATIONARY[name](n, rng)
+        x = _peak_one(events) * _dbfs(PEAK_CEILING_DBFS) + rng.normal(0.0, _dbfs(NOISE_FLOOR_DBFS), n)
     else:
         raise ValueError(f"unknown noise {name!r}; one of {', '.join(NOISES)}")
     rel = f"{BACKGROUND_NOISE_DIR}/{name}.wav"
-    write_atomic(Path(out) / rel, wav_bytes(_normalise(x), SAMPLE_RATE))
+    write_atomic(Path(out) / rel, wav_bytes(x.astype(np.float32), SAMPLE_RATE))
     return rel
 
 
@@ -714,6 +1156,7 @@ class SynthSummary:
 
     out: str
     clips_written: int = 0
+    extra_word_clips: int = field(default=0, metadata={"help": "of clips_written, clips of extra non-keyword words"})
     dropped_silent: int = 0
     dropped_too_long: int = 0
     dropped_failed: int = 0
@@ -733,18 +1176,47 @@ class SynthSummary:
         return dataclasses.asdict(self)
 
 
-def _words(cfg: SynthConfig) -> list[str]:
-    words = [" ".join(w.lower().split()) for w in (cfg.words or SC35_WORDS) if w.strip()]
+def _checked_words(given, option: str) -> list[str]:
+    """`given` lower-cased, blanks dropped, each a usable folder name and none repeated."""
+    words = [" ".join(w.lower().split()) for w in given if w.strip()]
     folders = [folder_name(w) for w in words]
     for word, folder in zip(words, folders, strict=True):
         if folder.startswith((".", "_")) or re.search(r"[/\\\x00]", folder):
             raise ValueError(
-                f"--words {word!r} cannot be a folder name (no leading '.' or '_', no slashes); rename the word"
+                f"{option} {word!r} cannot be a folder name (no leading '.' or '_', no slashes); rename the word"
             )
     dupes = sorted({f for f in folders if folders.count(f) > 1})
     if dupes:
-        raise ValueError(f"--words repeat {dupes} (case and spaces ignored); give each word once")
+        raise ValueError(f"{option} repeat {dupes} (case and spaces ignored); give each word once")
     return words
+
+
+def _words(cfg: SynthConfig) -> list[str]:
+    return _checked_words(cfg.words or SC35_WORDS, "--words")
+
+
+def _extra_words(cfg: SynthConfig, words: list[str]) -> list[str]:
+    """The extra non-keyword words speakers draw from: EXTRA_WORDS with the default --words, none with your own
+    --words (their neighbours are not these), --extra-words when given."""
+    if cfg.extra_words_per_speaker == 0:
+        return []
+    if cfg.extra_words is None:
+        return list(EXTRA_WORDS) if cfg.words is None else []
+    extra = _checked_words(cfg.extra_words, "--extra-words")
+    both = sorted({folder_name(w) for w in extra} & {folder_name(w) for w in words})
+    if both:
+        raise ValueError(f"--extra-words {both} are also in --words; give each word in one list only")
+    return extra
+
+
+def plan_extra_words(pool: list[str], speaker_ids: list[str], per_speaker: int, seed: int) -> dict[str, list[str]]:
+    """Each speaker's extra words: `per_speaker` of `pool` (all if fewer), drawn by (seed, speaker id, "extra")."""
+    k = min(per_speaker, len(pool))
+    plan = {}
+    for sid in speaker_ids:
+        picked = np.sort(_rng(seed, sid, "extra").choice(len(pool), size=k, replace=False))
+        plan[sid] = [pool[i] for i in picked]
+    return plan
 
 
 def _check_engines(cfg: SynthConfig) -> list[str]:
@@ -808,6 +1280,13 @@ def synthesize(cfg: SynthConfig, *, progress: bool = True) -> SynthSummary:
     """Write a synthetic Speech Commands dataset to `cfg.out` and return what was made."""
     started = time.perf_counter()
     words = _words(cfg)
+    extra_pool = _extra_words(cfg, words)
+    babble_text = babble_sentences(words + extra_pool)
+    if not babble_text:
+        raise ValueError(
+            "--words/--extra-words together name a word of every babble sentence, which leaves no babble; "
+            "drop common words such as 'the' from them"
+        )
     engines = _check_engines(cfg)
     if cfg.noise_seconds < MIN_NOISE_SECONDS:
         raise ValueError(
@@ -833,12 +1312,15 @@ def synthesize(cfg: SynthConfig, *, progress: bool = True) -> SynthSummary:
     speakers = assign_splits(
         plan_speakers(cfg.speakers, voices, cfg.seed), cfg.validation_fraction, cfg.test_fraction, cfg.seed
     )
+    extra_of = plan_extra_words(extra_pool, [s.id for s in speakers], cfg.extra_words_per_speaker, cfg.seed)
+    extra_used = [w for w in extra_pool if any(w in said for said in extra_of.values())]
     summary = SynthSummary(out=str(out), engines_skipped=skipped)
     summary.engines_used = dict(Counter(s.engine for s in speakers))
     meta = {
         "complete": False,
         "config": dataclasses.asdict(cfg),
-        "words": {w: folder_name(w) for w in words},
+        "words": {w: folder_name(w) for w in words + extra_used},
+        "extra_words": {"per_speaker": cfg.extra_words_per_speaker, "pool": extra_pool, "by_speaker": extra_of},
         "engine_versions": {e: _engine_version(e) for e in voices},
         "dropped_espeak_variants": ESPEAK_DROPPED_VARIANTS,
         "speakers": {s.id: s.to_dict() for s in speakers},
@@ -846,7 +1328,7 @@ def synthesize(cfg: SynthConfig, *, progress: bool = True) -> SynthSummary:
     _prepare_out(out, cfg.overwrite)
     # Written first so that an interrupted run is still recognised as ours by --overwrite.
     write_atomic(out / SYNTH_JSON, json.dumps(meta, indent=2) + "\n")
-    for word in words:
+    for word in words + extra_used:
         (out / folder_name(word)).mkdir(exist_ok=True)
     (out / BACKGROUND_NOISE_DIR).mkdir(exist_ok=True)
 
@@ -859,14 +1341,18 @@ def synthesize(cfg: SynthConfig, *, progress: bool = True) -> SynthSummary:
     from tqdm.auto import tqdm
 
     with tempfile.TemporaryDirectory(prefix="kws-synth-") as tmp:
-        tasks = [_SpeakerTask(s, tuple(words), str(out), tmp, cfg.seed, clip_samples) for s in speakers]
+        tasks = [
+            _SpeakerTask(s, tuple(words + extra_of[s.id]), str(out), tmp, cfg.seed, clip_samples) for s in speakers
+        ]
         babble_speakers = _babble_speakers(speakers, cfg.seed)
-        noise_args = [(name, noise_samples, cfg.seed, str(out), babble_speakers, tmp) for name in NOISES]
+        noise_args = [(name, noise_samples, cfg.seed, str(out), babble_speakers, babble_text, tmp) for name in NOISES]
+        extra_set = set(extra_pool)
 
         def record(spk: Speaker, results) -> None:
             for word, status, error in results:
                 if status in ("ok", "compressed"):
                     summary.clips_written += 1
+                    summary.extra_word_clips += word in extra_set
                     summary.time_compressed += status == "compressed"
                     clips[spk.split].append(clip_path(word, spk))
                 else:
@@ -875,11 +1361,11 @@ def synthesize(cfg: SynthConfig, *, progress: bool = True) -> SynthSummary:
                     if error:
                         errors.append(error)
 
-        with tqdm(total=len(tasks) * len(words), desc="synth", unit="clip", disable=not progress) as bar:
+        with tqdm(total=sum(len(t.words) for t in tasks), desc="synth", unit="clip", disable=not progress) as bar:
             if jobs == 1:
                 for task in tasks:
                     record(task.speaker, _render_speaker(task))
-                    bar.update(len(words))
+                    bar.update(len(task.words))
                 summary.noise_files = [_render_noise(*args) for args in noise_args]
             else:
                 with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -888,7 +1374,7 @@ def synthesize(cfg: SynthConfig, *, progress: bool = True) -> SynthSummary:
                     futures = {pool.submit(_render_speaker, task): task.speaker.id for task in tasks}
                     for future in as_completed(futures):
                         record(by_id[futures[future]], future.result())
-                        bar.update(len(words))
+                        bar.update(len(future.result()))
                     summary.noise_files = [f.result() for f in noise_futures]
 
     if errors:
