@@ -280,8 +280,12 @@ class StreamConfig:
     keyword_thresholds: list[str] | None = field(
         default=None, metadata=_help("per-keyword thresholds overriding --threshold, e.g. yes=0.8,no=0.7")
     )
-    refractory: float = field(
-        default=1.0, metadata=_help("seconds after a detection during which no keyword can fire again")
+    refractory: float | None = field(
+        default=None,
+        metadata=_help(
+            "seconds after a detection during which no keyword can fire again (default: the window, as long as a "
+            "word stays in view: 1 s, 1.98 s for an embedding model scored incrementally)"
+        ),
     )
     vad: bool = field(
         default=False, metadata=_help("skip the model on windows without speech (silero-vad on onnxruntime)")
@@ -315,8 +319,12 @@ class StreamConfig:
     unknown_share: float = field(
         default=0.25, metadata=_help("share of the placed words that are non-keywords (they must not fire)")
     )
-    tolerance: float = field(
-        default=1.0, metadata=_help("seconds after a word's end in which its detection still counts as a hit")
+    tolerance: float | None = field(
+        default=None,
+        metadata=_help(
+            "seconds after a word's end in which its detection still counts as a hit (default: the detector's "
+            "window, as long as the word stays in view)"
+        ),
     )
     wav: str | None = field(
         default=None, metadata=_help("evaluate this recorded stream instead of generating one (needs --csv)")
@@ -341,7 +349,7 @@ class StreamConfig:
         if not 0 < self.threshold <= 1:
             raise ValueError(f"--threshold {self.threshold} must be in (0, 1], e.g. 0.5")
         self.keyword_threshold_map()  # a malformed or out-of-range entry fails here
-        if self.refractory < 0:
+        if self.refractory is not None and self.refractory < 0:
             raise ValueError(f"--refractory {self.refractory} must be 0 or more seconds")
         if not 0 < self.vad_threshold < 1:
             raise ValueError(f"--vad-threshold {self.vad_threshold} must be between 0 and 1, e.g. 0.5")
@@ -359,7 +367,7 @@ class StreamConfig:
             raise ValueError(f"--min-spacing {self.min_spacing} is above --max-spacing {self.max_spacing}; swap them")
         if not 0 <= self.unknown_share < 1:
             raise ValueError(f"--unknown-share {self.unknown_share} must be at least 0 and below 1, e.g. 0.25")
-        if self.tolerance < 0:
+        if self.tolerance is not None and self.tolerance < 0:
             raise ValueError(f"--tolerance {self.tolerance} must be 0 or more seconds")
         if (self.wav is None) != (self.csv is None):
             raise ValueError("--wav and --csv go together: give the recorded stream and its ground truth, or neither")

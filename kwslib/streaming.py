@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 DEFAULT_HOP_SECONDS = 0.1
 DEFAULT_SMOOTHING = 3  # windows averaged: 0.3 s of decisions at the default hop
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_REFRACTORY_SECONDS = 1.0
 DEFAULT_BATCH_SIZE = 16  # hops per offline scoring block
 NON_KEYWORDS = (SILENCE, UNKNOWN)
 
@@ -284,7 +283,7 @@ class StreamingDetector:
         hop: float = DEFAULT_HOP_SECONDS,
         smoothing: int = DEFAULT_SMOOTHING,
         threshold: float | Mapping[str, float] = DEFAULT_THRESHOLD,
-        refractory: float = DEFAULT_REFRACTORY_SECONDS,
+        refractory: float | None = None,
         vad: bool | SileroVAD = False,
         vad_threshold: float = VAD_THRESHOLD,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -313,7 +312,7 @@ class StreamingDetector:
             raise ValueError(f"--hop {hop} is longer than --window {window}; use a hop of at most the window")
         if isinstance(smoothing, bool) or not isinstance(smoothing, (int, np.integer)) or smoothing < 1:
             raise ValueError(f"--smoothing {smoothing!r} must be a whole number of windows, at least 1")
-        if not refractory >= 0:
+        if refractory is not None and not refractory >= 0:
             raise ValueError(f"--refractory {refractory} must be 0 or more seconds")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"--batch-size {batch_size!r} must be a whole number, at least 1")
@@ -321,6 +320,8 @@ class StreamingDetector:
             raise ValueError(f"--max-backlog-seconds {max_backlog_seconds} must be greater than 0")
         if not 0 < vad_threshold < 1:
             raise ValueError(f"--vad-threshold {vad_threshold} must be between 0 and 1, e.g. 0.5")
+        # A word stays in view for a window: by default no second keyword may fire on it.
+        refractory = window if refractory is None else refractory
         self.window, self.hop, self.refractory = float(window), float(hop), float(refractory)
         self.window_samples = int(round(window * sr))
         self.hop_samples = max(1, int(round(hop * sr)))
@@ -1108,9 +1109,8 @@ def evaluate_stream(cfg: StreamConfig, *, classifier=None, progress: bool = True
             source.update(wav=str(wav_path), csv=str(csv_path))
     if not any(w.label in keywords for w in words):
         raise StreamError(f"the stream has no words of this model's keywords ({', '.join(keywords)}) to detect")
-    section = score_stream(
-        detector, samples, words, tolerance=cfg.tolerance, padding_seconds=padding, progress=progress
-    )
+    tolerance = detector.window if cfg.tolerance is None else cfg.tolerance
+    section = score_stream(detector, samples, words, tolerance=tolerance, padding_seconds=padding, progress=progress)
     detections = section.pop("_events")
     section = {
         "model": str(cfg.model),
@@ -1120,7 +1120,7 @@ def evaluate_stream(cfg: StreamConfig, *, classifier=None, progress: bool = True
             **source,
             "seconds": len(samples) / clf.sample_rate,
             "words": len(words),
-            "tolerance_seconds": cfg.tolerance,
+            "tolerance_seconds": tolerance,
         },
     }
     path = write_stream_metrics(out, section, clf, cfg)

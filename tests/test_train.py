@@ -200,3 +200,36 @@ def test_two_process_distributed_run_on_cpu(tiny_data, tmp_path):
     sizes = {k: len(v) for k, v in load_data(DC(source=str(tiny_data))).items()}
     # gather_for_metrics drops the samples DDP repeats to even out the shards: each clip is scored once.
     assert metrics["test"]["clips"] == sizes["test"] and metrics["validation"]["clips"] == sizes["validation"]
+
+
+def test_context_buffer_centres_clips_and_fills_silence_with_background(tiny_data):
+    """Models that see more than a clip train on the clip centred in augmented background; _silence_ crops are
+    mirrored out to the whole buffer; validation/test clips are left as they are."""
+    from kwslib.augment import Augmenter
+    from kwslib.data import load_data
+    from kwslib.train import ClipDataset
+
+    dataset = load_data(DataConfig(source=str(tiny_data), protocol="sc12"))
+    split = dataset["train"]
+    words = split["word"]
+    keyword, silence = words.index("yes"), words.index("_silence_")
+    off = Augmenter(AugmentConfig(shift_ms=0, noise_prob=0, gain_db=0, reverb_prob=0, device_prob=0), [])
+    context = 31_712
+    clips = ClipDataset(split, SR, off, seed=0, context_samples=context)
+    plain = ClipDataset(split, SR)
+    x, label = clips[keyword]
+    clip, same_label = plain[keyword]
+    assert len(x) == context and label == same_label
+    left = context // 2 - SR // 2
+    np.testing.assert_array_equal(x[left : left + SR], clip)
+    assert not x[:left].any() and not x[left + SR :].any()  # nothing added: augmentation is off
+    s, _ = clips[silence]
+    crop, _ = plain[silence]
+    assert len(s) == context and np.abs(s[:left]).max() > 0 and np.abs(s[left + SR :]).max() > 0
+    np.testing.assert_array_equal(s[left : left + SR], crop)
+    # With noise on, the background covers the whole buffer around the word.
+    noisy = ClipDataset(split, SR, Augmenter(AugmentConfig(noise_prob=1.0), [np.ones(SR, np.float32) * 0.01]),
+                        context_samples=context)  # fmt: skip
+    y, _ = noisy[keyword]
+    assert np.abs(y[:1000]).min() > 0 and np.abs(y[-1000:]).min() > 0
+    assert ClipDataset(split, SR, context_samples=context)[keyword][0].shape == (SR,)  # unaugmented: unchanged
