@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 DEMO_DATA ?= data/synth
 DEMO_RUN ?= runs/demo
 DEMO_SPEAKERS ?= 250
+# embedding (frozen pretrained speech_embedding + a small head) generalises to unheard voices far better than compact
+# (a CNN from scratch, for microcontroller-class targets); README "Which model" has the measurements.
+DEMO_MODEL ?= embedding
 DEMO_EPOCHS ?= 30
 DEMO_REPORT ?= reports/demo/report.html
 DEMO_STREAM_MINUTES ?= 5
@@ -21,7 +24,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 .PHONY: install sysdeps demo-data demo notebooks test lint lab app clean help
 
 help:
-	@echo "make demo   - install, synthesize $(DEMO_DATA), train the compact model into $(DEMO_RUN), evaluate it, write $(DEMO_REPORT)"
+	@echo "make demo   - install, synthesize $(DEMO_DATA), train the $(DEMO_MODEL) model into $(DEMO_RUN), evaluate it, write $(DEMO_REPORT)"
 	@echo "make test   - install, lint (ruff) and run the test suite"
 	@echo "make notebooks - run the five notebooks headless (papermill), HTML under $(NB_HTML)/"
 	@echo "make lab    - JupyterLab on notebooks/"
@@ -32,6 +35,8 @@ $(STAMP):
 	@# CPU torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q $(FIND_LINKS) torch==2.13.0
 	$(BIN)/pip install -q $(FIND_LINKS) -c constraints.txt -e ".[dev]"
+	@# The embedding model's pretrained front end (two Apache-2.0 ONNX files from the openwakeword 0.4.0 wheel on PyPI).
+	$(BIN)/python -c "from kwslib.models.embedding import frontend_files; frontend_files()"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -49,7 +54,7 @@ demo: demo-data
 	@# The run is made afresh.
 	$(BIN)/kws data-info $(DEMO_DATA) --protocol sc12
 	rm -rf $(DEMO_RUN)
-	$(BIN)/kws train --data $(DEMO_DATA) --protocol sc12 --model compact --out $(DEMO_RUN) --epochs $(DEMO_EPOCHS) --early-stopping-patience 10
+	$(BIN)/kws train --data $(DEMO_DATA) --protocol sc12 --model $(DEMO_MODEL) --out $(DEMO_RUN) --epochs $(DEMO_EPOCHS) --early-stopping-patience 10
 	$(BIN)/kws export --model $(DEMO_RUN)/model --out $(DEMO_RUN)/model.onnx --quantize int8 --data $(DEMO_DATA)
 	$(BIN)/kws predict --model $(DEMO_RUN)/model.onnx $(DEMO_DATA)/yes/$$(ls $(DEMO_DATA)/yes | head -1) $(DEMO_DATA)/stop/$$(ls $(DEMO_DATA)/stop | head -1) --top-k 3
 	$(BIN)/kws evaluate --model $(DEMO_RUN)/model --data $(DEMO_DATA) --out $(DEMO_RUN) --no-report --quiet

@@ -10,6 +10,11 @@ learning rate), with make demo's early stopping (patience 10). The voice-held-ou
 _unknown_ and _silence_ clips predicted as a keyword (clean audio). Size: parameters (trained / frozen) and the
 checkpoint's safetensors file. Latency: one 1 s clip at batch 1 on one thread, PyTorch checkpoint and the exported
 ONNX graph (onnxruntime; `kwslib.export.export_onnx`, whose fp32 parity check is recorded), median of --latency-runs.
+   Streams: `kws stream-eval` on a --stream-minutes stream of the test split's voices in background noise (the same
+   stream for both models; the embedding model both incrementally and on whole windows): miss rate and false
+   accepts/h at threshold 0.5, and the miss rate at the lowest threshold with no false accept in the stream.
+   Live cost: the detector fed a 60 s stream one 0.1 s hop at a time on one thread, process CPU time over audio
+   time (% of one core), for PyTorch and onnxruntime (and the embedding model incrementally).
 3. The embedding model's training speed: samples/s of its training steps on the feature cache (the voice-held-out
    run) against the uncached path (--feature-cache-epochs 0 for --uncached-steps steps, same data and batch), and
    the cache's own build time.
@@ -18,7 +23,7 @@ Accuracies are on one seed: with ~470 test clips, one clip is 0.2 points, so dif
 
     .venv/bin/python benchmarks/embedding_vs_compact.py [--data data/synth] [--held-out-engines festival]
         [--models compact,embedding] [--no-augment] [--compact-epochs 30] [--embedding-epochs 30]
-        [--feature-cache-epochs 4] [--work runs/embedding_vs_compact] [--reuse]
+        [--feature-cache-epochs 4] [--stream-minutes 30] [--work runs/embedding_vs_compact] [--reuse]
 
 Prints a table and writes benchmarks/results/embedding_vs_compact.json (atomically).
 """
@@ -45,14 +50,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from context import cpu_name, load1, machine_context  # noqa: E402
 
-from kwslib.config import SAMPLE_RATE, AugmentConfig, DataConfig, EvalConfig, TrainConfig  # noqa: E402
+from kwslib.config import SAMPLE_RATE, AugmentConfig, DataConfig, EvalConfig, StreamConfig, TrainConfig  # noqa: E402
 from kwslib.evaluation import evaluate, write_json_atomic  # noqa: E402
 from kwslib.labels import SILENCE, UNKNOWN  # noqa: E402
 from kwslib.train import METRICS_FILE, train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "embedding_vs_compact.json"
 MODELS = ("compact", "embedding")
-CONDITIONS = "clean,level:-15dB,white@10dB,white@0dB,babble@10dB,babble@0dB"
+CONDITIONS = "clean,level:-15dB,white@10dB,white@5dB,white@0dB,babble@10dB,babble@5dB,babble@0dB"
+LOW_SNR = ("white@10dB", "white@5dB", "white@0dB", "babble@10dB", "babble@5dB", "babble@0dB")  # "0-10 dB SNR"
+STREAM_MINUTES = 30.0
+COST_SECONDS = 60.0  # audio pushed hop by hop to measure the live detector's CPU cost
 EARLY_STOPPING_PATIENCE = 10  # as make demo
 LIST_FILES = ("validation_list.txt", "testing_list.txt")
 
@@ -165,6 +173,65 @@ def size_and_latency(model_dir: Path, runs: int) -> dict:
     }
 
 
+def stream_runs(model_dir: Path, data: Path, out: Path, minutes: float, embedding: bool) -> dict:
+    """`kws stream-eval` on a `minutes` stream of the voice-held-out test split (the same stream for every model):
+    miss rate and false accepts/h at threshold 0.5, the lowest threshold with no false accept in the stream
+    (`target`: <= 0.5/h) and its miss rate, latency. Embedding models run incrementally and on whole windows."""
+    from kwslib.inference import Classifier
+    from kwslib.streaming import evaluate_stream
+
+    clf = Classifier.load(model_dir, threads=1)
+    results = {}
+    for mode in (True, False) if embedding else (None,):
+        name = {True: "incremental", False: "windows", None: "windows"}[mode]
+        cfg = StreamConfig(model=str(model_dir), data=str(data), minutes=minutes, out=str(out / f"stream-{name}"),
+                           incremental=mode)  # fmt: skip
+        section = evaluate_stream(cfg, classifier=clf, progress=False).stream
+        d, t = section["default"], section["target"]
+        results[name] = {
+            "miss_rate_at_0.5": d["miss_rate"],
+            "false_accepts_per_hour_at_0.5": d["false_accepts_per_hour"],
+            "latency_ms_median": d["latency_ms_median"],
+            "zero_fa_threshold": t["threshold"],
+            "zero_fa_miss_rate": t["miss_rate"],
+            "keywords": d["keywords"],
+            "non_keywords": d["non_keywords"],
+            "hours": d["hours"],
+            "real_time_factor_offline": section["runtime"]["real_time_factor"],
+        }
+    return results
+
+
+def live_cost(model: str | Path, data: Path, incremental: bool | None, seconds: float = COST_SECONDS) -> dict:
+    """CPU a live detector takes, in % of one core: a `seconds` stream pushed one 0.1 s hop at a time (as a
+    microphone delivers it), process CPU time over audio time, one thread. Offline batching does not apply."""
+    from kwslib.evaluation import data_config_for
+    from kwslib.inference import Classifier
+    from kwslib.streaming import StreamingDetector, make_stream
+
+    clf = Classifier.load(model, threads=1)
+    torch.set_num_threads(1)
+    cfg = StreamConfig(model=str(model), data=str(data), minutes=seconds / 60.0)
+    keywords = [label for label in clf.labels if label not in (SILENCE, UNKNOWN)]
+    samples, _ = make_stream(data_config_for(clf, str(data), unknown_percentage=100.0), keywords, cfg, SAMPLE_RATE)
+    detector = StreamingDetector(clf, max_backlog_seconds=2.0, incremental=incremental)
+    hop = detector.hop_samples
+    for i in range(0, 2 * SAMPLE_RATE, hop):  # warm-up
+        detector.push(samples[i : i + hop])
+    detector.reset()
+    cpu = time.process_time()
+    for i in range(0, len(samples), hop):
+        detector.push(samples[i : i + hop])
+    cpu = time.process_time() - cpu
+    return {
+        "percent_of_one_core": round(100 * cpu / (len(samples) / SAMPLE_RATE), 2),
+        "backend": clf.backend,
+        "incremental": detector.incremental is not None,
+        "windows": detector.scored_windows,
+        "dropped_windows": detector.dropped_windows,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/synth", help="a kws synth folder (default: data/synth, make demo's)")
@@ -183,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--conditions", default=CONDITIONS, help=f"evaluation conditions (default: {CONDITIONS})")
     parser.add_argument("--uncached-steps", type=int, default=20, help="steps of the uncached speed run (default: 20)")
     parser.add_argument("--latency-runs", type=int, default=50, help="timed single-clip runs per back end")
+    parser.add_argument(
+        "--stream-minutes", type=float, default=STREAM_MINUTES, help=f"stream-eval length (default: {STREAM_MINUTES})"
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/embedding_vs_compact"), help="run folders")
     parser.add_argument("--reuse", action="store_true", help="reuse finished runs in --work instead of retraining")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
@@ -247,6 +317,13 @@ def main(argv: list[str] | None = None) -> None:
             }
             if split == "voice":
                 row.update(size_and_latency(out / "model", args.latency_runs))
+                row["stream"] = stream_runs(out / "model", data, out, args.stream_minutes, model == "embedding")
+                modes = {"torch": None, "onnx": None} if model == "compact" else {
+                    "torch incremental": True, "torch windows": False, "onnx": None}  # fmt: skip
+                row["live_cost"] = {
+                    name: live_cost(out / "model" if name.startswith("torch") else out / "model.onnx", data, mode)
+                    for name, mode in modes.items()
+                }
             rows[f"{split}/{model}"] = row
             print(f"  {split} {model}: test accuracy {row['test_accuracy']:.4f} ({row['wall_seconds']:.0f} s)")
 
@@ -296,6 +373,19 @@ def main(argv: list[str] | None = None) -> None:
     for name in voice[models[0]]["conditions"]:
         if name != "clean":
             line(f"acc {name}", lambda m, name=name: pct(voice[m]["conditions"][name]["accuracy"]))
+    line("acc 0-10 dB SNR (mean of 6)",
+         lambda m: pct(statistics.mean(voice[m]["conditions"][c]["accuracy"] for c in LOW_SNR)))  # fmt: skip
+    for m in models:
+        for name, st in voice[m]["stream"].items():
+            print(
+                f"stream {m} ({name}, {st['hours'] * 60:.0f} min, {st['keywords']} keywords, "
+                f"{st['non_keywords']} non-keywords): at 0.5 miss {pct(st['miss_rate_at_0.5'])} %, "
+                f"{st['false_accepts_per_hour_at_0.5']:.0f} FA/h, latency {st['latency_ms_median']} ms; "
+                f"no false accept from threshold {st['zero_fa_threshold']} with miss "
+                f"{pct(st['zero_fa_miss_rate']) if st['zero_fa_miss_rate'] is not None else '-'} %"
+            )
+        costs = ", ".join(f"{k} {v['percent_of_one_core']:.1f} %" for k, v in voice[m]["live_cost"].items())
+        print(f"live detector CPU {m} (hop 0.1 s, one thread, % of one core): {costs}")
     line(
         "params trained / frozen",
         lambda m: f"{voice[m]['parameters_trained'] / 1e3:.0f}k/{voice[m]['parameters_frozen'] / 1e3:.0f}k",
@@ -332,6 +422,8 @@ def main(argv: list[str] | None = None) -> None:
                 "augment_config": dataclasses.asdict(augment),
                 "conditions": args.conditions,
                 "latency": f"batch 1, 1 thread, median of {args.latency_runs}",
+                "stream_minutes": args.stream_minutes,
+                "live_cost": f"{COST_SECONDS:.0f} s stream pushed hop by hop (0.1 s), process CPU / audio time",
                 "uncached_steps": args.uncached_steps,
             },
             "context": machine_context(load_before, seconds=seconds, packages=("torch", "transformers", "onnxruntime")),
