@@ -1198,6 +1198,18 @@ def _stream_body(metrics: dict, fig_html: str) -> str:
         else:
             line = f"No threshold in the sweep reaches {goal} false accepts per hour."
         table += f"<p>{_esc(line)}</p>"
+    detector = (metrics.get("stream") or {}).get("detector") or {}
+    if _is_num(detector.get("window")) and _is_num(detector.get("hop")):
+        how = "speech embeddings computed once each, 80 ms apart" if detector.get("incremental") else "whole windows"
+        line = f"Detector: a {detector['window']:.3g} s window every {detector['hop']:.3g} s, scored from {how}"
+        if _is_num(detector.get("smoothing")):
+            line += f", {detector['smoothing']:g} windows averaged"
+        if _is_num(detector.get("refractory")):
+            line += f", {detector['refractory']:.3g} s refractory period"
+        tolerance = ((metrics.get("stream") or {}).get("stream") or {}).get("tolerance_seconds")
+        if _is_num(tolerance):
+            line += f"; a detection up to {tolerance:.3g} s after a word's end counts as a hit"
+        table += f"<p>{_esc(line)}.</p>"
     return table + fig_html
 
 

@@ -309,6 +309,18 @@ def test_stream_section_is_rendered_when_present_and_tolerant_of_odd_shapes(run_
     page = _render(tmp_path, metrics, base_dirs=[run_dir])
     assert '<section id="streaming">' in page
     assert "6.4%" in page and "240 ms" in page and "hits" in page and "187" in page
+    assert "Detector:" not in page  # no detector settings recorded: no line
+    metrics["stream"]["detector"] = {
+        "window": 1.982,
+        "hop": 0.1,
+        "smoothing": 3,
+        "refractory": 1.982,
+        "incremental": True,
+    }
+    metrics["stream"]["stream"] = {"tolerance_seconds": 1.982}
+    page = _render(tmp_path, metrics, base_dirs=[run_dir])
+    assert "Detector: a 1.98 s window every 0.1 s, scored from speech embeddings computed once each" in page
+    assert "up to 1.98 s after a word&#x27;s end counts as a hit" in page
     # the schema checks the stream section, so a malformed one is refused with the field named, not half-drawn
     for odd in [None, [], "soon", {"sweep": "x"}, {"default": {"note": None}, "sweep": [{"threshold": 0.5}, 3]}]:
         metrics["stream"] = odd
