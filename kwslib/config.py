@@ -38,6 +38,13 @@ class DataConfig:
     unknown_percentage: float = field(
         default=10.0, metadata=_help("_unknown_ examples per split, as a percentage of its keyword examples")
     )
+    train_silence_percentage: float | None = field(
+        default=None,
+        metadata=_help(
+            "_silence_ examples in the training split only (default: --silence-percentage); more background teaches "
+            "a streaming detector to stay quiet, while validation and test keep the protocol's share"
+        ),
+    )
     validation_percentage: float = field(
         default=10.0, metadata=_help("validation share for the speaker-hash rule when no list files exist")
     )
@@ -53,6 +60,12 @@ class DataConfig:
     revision: str | None = field(default=None, metadata=_help("hub revision (branch, tag or commit)"))
     seed: int = field(default=0, metadata=_help("seed for sampling _unknown_/_silence_ and for random splits"))
 
+    def silence_share(self, split: str) -> float:
+        """`_silence_` examples of `split` as a percentage of its keyword examples."""
+        if split == "train" and self.train_silence_percentage is not None:
+            return self.train_silence_percentage
+        return self.silence_percentage
+
     def __post_init__(self):
         from kwslib.labels import PROTOCOLS
 
@@ -61,6 +74,8 @@ class DataConfig:
         _check_positive("clip_seconds", self.clip_seconds)
         for name in ("silence_percentage", "unknown_percentage", "validation_percentage", "testing_percentage"):
             _check_range(name, getattr(self, name), 0.0, 100.0)
+        if self.train_silence_percentage is not None:
+            _check_range("train_silence_percentage", self.train_silence_percentage, 0.0, 1000.0)
         if self.validation_percentage + self.testing_percentage >= 100:
             raise ValueError(
                 f"--validation-percentage {self.validation_percentage} + --testing-percentage "

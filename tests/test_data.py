@@ -91,6 +91,18 @@ def test_silence_and_unknown_percentages_and_seed(sc_folder):
     assert silence(a) != silence(c)
 
 
+def test_train_silence_percentage_changes_the_training_split_only(sc_folder):
+    base = load_data(DataConfig(source=str(sc_folder), silence_percentage=10))
+    more = load_data(DataConfig(source=str(sc_folder), silence_percentage=10, train_silence_percentage=150))
+    assert words_of(more["train"]).count(SILENCE) == math.ceil(24 * 1.5) > words_of(base["train"]).count(SILENCE)
+    for split in ("validation", "test"):
+        assert words_of(more[split]) == words_of(base[split])
+    only_train = load_data(DataConfig(source=str(sc_folder), silence_percentage=0, train_silence_percentage=50))
+    assert words_of(only_train["train"]).count(SILENCE) == 12 and SILENCE not in words_of(only_train["test"])
+    with pytest.raises(ValueError, match="--train-silence-percentage -1"):
+        DataConfig(source=str(sc_folder), train_silence_percentage=-1)
+
+
 def test_silence_crops_come_from_the_splits_own_stretch_of_noise():
     # Noise that is non-zero only in the test stretch (10 %..20 % of the file).
     noise = np.zeros(100 * SR, np.float32)

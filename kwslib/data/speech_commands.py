@@ -117,13 +117,9 @@ def load_local(cfg: DataConfig) -> DatasetDict:
         row = {"audio": str(root / rel), "word": word, "speaker_id": "" if kind == "silence" else speaker_of(rel)}
         by_split[split_of[rel]][kind].append(row)
 
-    noises = _decode_noises(noise_paths) if labels.silence and cfg.silence_percentage > 0 else []
-    if (
-        labels.silence
-        and cfg.silence_percentage > 0
-        and not noises
-        and not any(b["silence"] for b in by_split.values())
-    ):
+    wants_silence = labels.silence and max(cfg.silence_share(s) for s in SPLITS) > 0
+    noises = _decode_noises(noise_paths) if wants_silence else []
+    if wants_silence and not noises and not any(b["silence"] for b in by_split.values()):
         raise DataSourceError(
             f"--data {root}: no {BACKGROUND_NOISE_DIR}/ recordings to crop _silence_ examples from; "
             f"add some, or pass --silence-percentage 0"
@@ -139,7 +135,7 @@ def load_local(cfg: DataConfig) -> DatasetDict:
             rows += [part["unknown"][i] for i in pick]
         if labels.silence:
             rows += part["silence"]
-            want = extra_count(n_kw, cfg.silence_percentage) - len(part["silence"])
+            want = extra_count(n_kw, cfg.silence_share(split)) - len(part["silence"])
             rows += silence_crops(
                 noises,
                 want,
@@ -237,7 +233,7 @@ def load_hub_speech_commands(
         if labels.silence and not keep_as_is:
             crops = silence_crops(
                 noises,
-                extra_count(len(kw), cfg.silence_percentage) - len(direct_silence),
+                extra_count(len(kw), cfg.silence_share(split)) - len(direct_silence),
                 split,
                 seed=cfg.seed,
                 clip_samples=clip_samples,
