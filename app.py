@@ -976,7 +976,9 @@ def build_app(cfg: AppConfig) -> gr.Blocks:
                         clear = gr.Button("Clear log")
                     with gr.Column(scale=1):
                         headline = gr.Markdown("### Listening…", label="Last detection", elem_id="kws-live-headline")
-                        status = gr.Markdown("Press **Record** and say a keyword.", label="Status")
+                        status = gr.Markdown(
+                            "Press **Record** and say a keyword.", label="Status", elem_id="kws-live-status"
+                        )
                         log_table = gr.Dataframe(
                             headers=["time (s)", "keyword", "score"],
                             datatype=["number", "str", "number"],

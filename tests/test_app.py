@@ -495,7 +495,15 @@ def test_page_live_microphone_detects_the_keyword(server, tmp_path):
         _open(page, server)
         page.get_by_role("tab", name="Live microphone").click()
         page.get_by_role("button", name="Record").click()
-        page.locator("#kws-live-headline", has_text="yes ·").wait_for(timeout=90_000)
+        try:
+            page.locator("#kws-live-headline", has_text="yes ·").wait_for(timeout=90_000)
+        except playwright_api.TimeoutError:
+            # Seen once in ~10 full runs, not reproduced: keep what the page said, to tell a silent microphone,
+            # a model still loading and a missed detection apart next time.
+            _shoot(page, shots, "06_live_timeout")
+            status = page.locator("#kws-live-status").inner_text()
+            headline = page.locator("#kws-live-headline").inner_text()
+            pytest.fail(f"no 'yes' detection in 90 s; headline {headline!r}, status {status!r}, screenshot {shots}")
         time.sleep(1)
         _shoot(page, shots, "06_live_detection")
         page.get_by_role("button", name="Stop").click()
