@@ -41,7 +41,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from kwslib.audio import AudioError, load_audio, log_mel_spectrogram
+from kwslib.audio import AudioError, fix_wav_sizes, load_audio, log_mel_spectrogram
 from kwslib.config import StreamConfig
 from kwslib.evaluation import MetricsError, load_metrics
 from kwslib.inference import Classifier, ModelLoadError, Prediction
@@ -543,27 +543,6 @@ class LiveSession:
 def live_stream_config(threshold: float, smoothing: float, vad: bool) -> StreamConfig:
     """The controls as a `StreamConfig` (its defaults for everything else); ValueError naming a bad control."""
     return dataclasses.replace(StreamConfig(), threshold=float(threshold), smoothing=int(smoothing), vad=bool(vad))
-
-
-def fix_wav_sizes(data: bytes) -> bytes:
-    """A browser stream chunk with its RIFF and data sizes set to the bytes actually there.
-
-    Gradio's microphone sends each chunk as the first chunk's 44-byte WAV header plus the new samples, so the
-    header's sizes describe the first chunk only and a decoder would read too little (or nothing). Anything that
-    is not such a WAV is returned unchanged."""
-    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return data
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        if chunk_id == b"data":
-            actual = len(data) - (pos + 8)
-            out = bytearray(data)
-            struct.pack_into("<I", out, pos + 4, actual)
-            struct.pack_into("<I", out, 4, len(data) - 8)
-            return bytes(out)
-        pos += 8 + size + (size & 1)
-    return data
 
 
 def decode_chunk(chunk: str | tuple | None, sample_rate: int) -> tuple[np.ndarray, int | None]:

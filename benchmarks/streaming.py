@@ -31,7 +31,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -44,7 +43,8 @@ from context import cpu_name, load1, machine_context  # noqa: E402
 
 from kwslib.config import SAMPLE_RATE, DataConfig, StreamConfig  # noqa: E402
 from kwslib.evaluation import write_json_atomic  # noqa: E402
-from kwslib.inference import ONNX_INPUT, ONNX_OUTPUTS, OnnxClassifier, TorchClassifier  # noqa: E402
+from kwslib.export import write_graph  # noqa: E402
+from kwslib.inference import OnnxClassifier, TorchClassifier  # noqa: E402
 from kwslib.labels import SC12_KEYWORDS, LabelSet  # noqa: E402
 from kwslib.models import WaveformClassifier, build_model  # noqa: E402
 from kwslib.streaming import DEFAULT_SMOOTHING, SileroVAD, StreamingDetector, make_stream  # noqa: E402
@@ -56,31 +56,6 @@ STREAMS = {  # name: (min_spacing, max_spacing, unknown_share) between word star
     "dense": (1.0, 1.3, 0.25),  # back to back: a word is always followed by at least 0.5 s of background
 }
 HOP_SECONDS = 0.1
-OPSET = 17
-
-
-def export_onnx(module: WaveformClassifier, path: Path, labels: list[str]) -> None:
-    """The legacy TorchScript exporter with kws metadata, as `kwslib.export` does it (no parity check: speed only)."""
-    import onnx
-
-    dummy = torch.zeros(2, SAMPLE_RATE)
-    axes = {ONNX_INPUT: {0: "batch", 1: "samples"}, **{name: {0: "batch"} for name in ONNX_OUTPUTS}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(),
-            (dummy,),
-            str(path),
-            input_names=[ONNX_INPUT],
-            output_names=list(ONNX_OUTPUTS),
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    proto = onnx.load(str(path))
-    for key, value in {"labels": labels, "sample_rate": SAMPLE_RATE, "clip_seconds": 1.0}.items():
-        proto.metadata_props.add(key=key, value=json.dumps(value))
-    onnx.save(proto, str(path))
 
 
 def classifiers(names: list[str], tmp: Path) -> dict[str, object]:
@@ -94,7 +69,7 @@ def classifiers(names: list[str], tmp: Path) -> dict[str, object]:
         if name == "compact":
             out["compact (torch)"] = TorchClassifier(module, label_list, name="compact", threads=1)
         path = tmp / f"{name}.onnx"
-        export_onnx(module, path, label_list)
+        write_graph(module, path, {"labels": label_list, "sample_rate": SAMPLE_RATE, "clip_seconds": 1.0})
         out[f"{name} (onnxruntime)"] = OnnxClassifier.from_file(path, threads=1)
     return out
 

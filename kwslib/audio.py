@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from pathlib import Path
 from typing import Union
 
@@ -236,3 +237,24 @@ def log_mel_spectrogram(
     power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
     mel = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max) @ power.T
     return (10.0 * np.log10(mel + 1e-10)).astype(np.float32)
+
+
+def fix_wav_sizes(data: bytes) -> bytes:
+    """A browser stream chunk with its RIFF and data sizes set to the bytes actually there.
+
+    Gradio's microphone sends each chunk as the first chunk's 44-byte WAV header plus the new samples, so the
+    header's sizes describe the first chunk only and a decoder would read too little (or nothing). Anything that
+    is not such a WAV is returned unchanged."""
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if chunk_id == b"data":
+            actual = len(data) - (pos + 8)
+            out = bytearray(data)
+            struct.pack_into("<I", out, pos + 4, actual)
+            struct.pack_into("<I", out, 4, len(data) - 8)
+            return bytes(out)
+        pos += 8 + size + (size & 1)
+    return data

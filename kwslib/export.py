@@ -215,8 +215,7 @@ def export_onnx(
     parity_file = parity_path_of(out) if check else None
     parity: dict = {}
     try:
-        _export_graph(module, tmp, opset, clip_samples)
-        _finish_graph(tmp, metadata)
+        write_graph(module, tmp, metadata, opset=opset, clip_samples=clip_samples)
         if check:
             parity = {
                 "model": str(model_dir),
@@ -247,8 +246,7 @@ def export_onnx(
                 rewritten, replaced = convs_as_matmul(module)
                 if replaced:
                     source = matmul_tmp
-                    _export_graph(rewritten, source, opset, clip_samples)
-                    _finish_graph(source, metadata)
+                    write_graph(rewritten, source, metadata, opset=opset, clip_samples=clip_samples)
                     if check:
                         # The rewrite is exact in fp32; checked like the fp32 graph, so an int8 failure is int8's.
                         rewrite = _fp32_parity(OnnxClassifier.from_file(source), batches, reference, tolerance)
@@ -354,6 +352,16 @@ def convs_as_matmul(module):
                 setattr(parent, name, Conv1dAsMatMul(child))
                 replaced += 1
     return clone, replaced
+
+
+def write_graph(
+    module, path: str | os.PathLike, metadata: dict, *, opset: int = MIN_OPSET, clip_samples: int = SAMPLE_RATE
+) -> None:
+    """`module` (`waveform [B, T] -> (logits, probabilities)`, e.g. a `WaveformClassifier`) traced to an ONNX graph at
+    `path` with dynamic batch and length, `metadata` (labels, sample_rate, clip_seconds, ...; `kws_version` added
+    when missing) in its metadata_props, checked by onnx.checker. No parity check: `export_onnx` does that."""
+    _export_graph(module, Path(path), opset, clip_samples)
+    _finish_graph(Path(path), {"kws_version": _kws_version(), **metadata})
 
 
 def _export_graph(module, path: Path, opset: int, clip_samples: int) -> None:

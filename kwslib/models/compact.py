@@ -31,23 +31,18 @@ from __future__ import annotations
 
 import math
 
+from kwslib.models.registry import register_auto
+
 # `import kwslib` hooks transformers' import to call register(). When this module is the first to import
 # transformers, that hook runs from the imports below, before the classes exist: register() then waits for the
 # module's last line, which sets _ready and registers.
 _ready = False
-_registered = False
 
 
 def register() -> None:
     """Make `kws-compact` known to AutoConfig, AutoModelForAudioClassification and AutoFeatureExtractor (idempotent)."""
-    global _registered
-    if _registered or not _ready:
-        return
-    # exist_ok: a reloaded module registers new class objects under the same name.
-    AutoConfig.register(MODEL_TYPE, CompactConfig, exist_ok=True)
-    AutoModelForAudioClassification.register(CompactConfig, CompactForAudioClassification, exist_ok=True)
-    AutoFeatureExtractor.register(CompactConfig, CompactFeatureExtractor, exist_ok=True)
-    _registered = True
+    if _ready:
+        register_auto(MODEL_TYPE, CompactConfig, CompactForAudioClassification, CompactFeatureExtractor)
 
 
 import numpy as np  # noqa: E402
@@ -55,9 +50,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModelForAudioClassification,
     BatchFeature,
     PretrainedConfig,
     PreTrainedModel,

@@ -41,30 +41,23 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from kwslib.models.registry import register_auto
+
 # `import kwslib` hooks transformers' import to call register(); see compact.py for why this waits for _ready.
 _ready = False
-_registered = False
 
 
 def register() -> None:
     """Make `kws-embedding` known to AutoConfig, AutoModelForAudioClassification and AutoFeatureExtractor
     (idempotent)."""
-    global _registered
-    if _registered or not _ready:
-        return
-    AutoConfig.register(MODEL_TYPE, EmbeddingConfig, exist_ok=True)
-    AutoModelForAudioClassification.register(EmbeddingConfig, EmbeddingForAudioClassification, exist_ok=True)
-    AutoFeatureExtractor.register(EmbeddingConfig, CompactFeatureExtractor, exist_ok=True)
-    _registered = True
+    if _ready:
+        register_auto(MODEL_TYPE, EmbeddingConfig, EmbeddingForAudioClassification, CompactFeatureExtractor)
 
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModelForAudioClassification,
     PretrainedConfig,
     PreTrainedModel,
 )
@@ -376,6 +369,7 @@ class StreamingSpeechEmbedding:
 
     def __init__(self, network: SpeechEmbedding):
         self.layers = list(network.layers)
+        self.extents = [self._time_extent(layer) for layer in self.layers]
         self.reset()
 
     def reset(self) -> None:
@@ -394,8 +388,7 @@ class StreamingSpeechEmbedding:
     def push(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel frames `[B, F, 32]` continuing the stream -> the embeddings `[B, E, 96]` they complete (E may be 0)."""
         x = F.pad(mel, (1, 1)).unsqueeze(1).contiguous(memory_format=torch.channels_last)
-        for i, layer in enumerate(self.layers):
-            size, stride = self._time_extent(layer)
+        for i, (layer, (size, stride)) in enumerate(zip(self.layers, self.extents)):
             if size > 1:
                 if self._pending[i] is not None:
                     x = torch.cat([self._pending[i], x], dim=2)
